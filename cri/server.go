@@ -1,0 +1,95 @@
+package cri
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/image"
+)
+
+// ImageService is what the CRI image RPCs need of berth's image service.
+type ImageService interface {
+	Pull(ctx context.Context, ref string, auth *image.AuthConfig) (image.Image, error)
+	Get(ref string) (image.Image, error)
+	List(filterRef string) []image.Image
+	Remove(ctx context.Context, ref string) error
+	Usage() image.Usage
+}
+
+// RuntimeHandler is one OCI runtime as the CRI Status RPC reports it.
+type RuntimeHandler struct {
+	Name                    string
+	RecursiveReadOnlyMounts bool
+	UserNamespaces          bool
+}
+
+// Options wires the server to the domain services.
+type Options struct {
+	Log *slog.Logger
+	// Images serves the ImageService.
+	Images ImageService
+	// Handlers are the configured OCI runtimes; DefaultHandler is the one used when a
+	// pod names none.
+	Handlers       []RuntimeHandler
+	DefaultHandler string
+	// CgroupDriver is "cgroupfs" or "systemd".
+	CgroupDriver string
+	// RuntimeReady and NetworkReady return nil when the runtime and the pod network can
+	// take work, else the reason they cannot.
+	RuntimeReady func() error
+	NetworkReady func() error
+	// EffectiveConfig is reported, as JSON, by a verbose Status call.
+	EffectiveConfig any
+	// MaxMessageSize bounds gRPC messages both ways (kubelet uses 16 MiB).
+	MaxMessageSize int
+}
+
+// Server is berth's CRI gRPC server.
+type Server struct {
+	grpc *grpc.Server
+	gate *gate
+}
+
+// New builds the server with both CRI services registered. It serves nothing until
+// Serve, and answers Unavailable to everything but Version until Ready.
+func New(opts Options) *Server {
+	if opts.MaxMessageSize == 0 {
+		opts.MaxMessageSize = 16 << 20
+	}
+	g := &gate{}
+	ic := &interceptors{log: opts.Log, gate: g}
+	s := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(ic.unary),
+		grpc.ChainStreamInterceptor(ic.stream),
+		grpc.MaxRecvMsgSize(opts.MaxMessageSize),
+		grpc.MaxSendMsgSize(opts.MaxMessageSize),
+	)
+	runtimeapi.RegisterRuntimeServiceServer(s, &runtimeService{opts: opts})
+	runtimeapi.RegisterImageServiceServer(s, &imageService{images: opts.Images, log: opts.Log})
+	return &Server{grpc: s, gate: g}
+}
+
+// Serve accepts connections on l until Stop.
+func (s *Server) Serve(l net.Listener) error { return s.grpc.Serve(l) }
+
+// Ready opens the startup gate.
+func (s *Server) Ready() { s.gate.open.Store(true) }
+
+// Stop lets calls in flight finish for up to grace, then cuts the rest.
+func (s *Server) Stop(grace time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		s.grpc.Stop()
+	}
+}

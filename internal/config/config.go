@@ -1,0 +1,185 @@
+// Package config loads berthd's configuration: the embedded defaults (default.toml, also
+// what `berthd config default` prints), then /etc/berth/berth.toml, then the drop-ins in
+// /etc/berth/berth.d/*.toml in name order. Later files override earlier ones key by key;
+// an unknown key is an error, so a typo never goes unnoticed.
+package config
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/berth-runtime/berth/image"
+)
+
+// Default is the commented default configuration, embedded in berthd.
+//
+//go:embed default.toml
+var Default string
+
+// Config is berthd's whole configuration.
+type Config struct {
+	Root           string             `toml:"root"`
+	State          string             `toml:"state"`
+	Listen         string             `toml:"listen"`
+	LogLevel       string             `toml:"log_level"`
+	CgroupDriver   string             `toml:"cgroup_driver"`
+	DefaultRuntime string             `toml:"default_runtime"`
+	Runtimes       map[string]Runtime `toml:"runtimes"`
+	Image          image.Config       `toml:"image"`
+	Network        Network            `toml:"network"`
+	Streaming      Streaming          `toml:"streaming"`
+}
+
+// Runtime is one OCI runtime handler.
+type Runtime struct {
+	Path string `toml:"path"`
+}
+
+// Network configures CNI.
+type Network struct {
+	ConfDir string   `toml:"conf_dir"`
+	BinDirs []string `toml:"bin_dirs"`
+}
+
+// Streaming configures the exec/attach/port-forward server.
+type Streaming struct {
+	Address string `toml:"address"`
+}
+
+// Defaults returns the embedded default configuration.
+func Defaults() Config {
+	var c Config
+	if _, err := toml.Decode(Default, &c); err != nil {
+		panic("config: embedded default.toml is invalid: " + err.Error())
+	}
+	return c
+}
+
+// Load returns the defaults overridden by the file at path (if it exists) and by the
+// drop-ins in dropinDir (if it exists). Missing files are not an error: a node may have
+// none. It returns the files that were read, in order.
+func Load(path, dropinDir string) (Config, []string, error) {
+	c := Defaults()
+	var files []string
+	if path != "" {
+		ok, err := decodeFile(path, &c)
+		if err != nil {
+			return Config{}, nil, err
+		}
+		if ok {
+			files = append(files, path)
+		}
+	}
+	if dropinDir != "" {
+		dropins, err := listDropins(dropinDir)
+		if err != nil {
+			return Config{}, nil, err
+		}
+		for _, f := range dropins {
+			if _, err := decodeFile(f, &c); err != nil {
+				return Config{}, nil, err
+			}
+			files = append(files, f)
+		}
+	}
+	return c, files, c.Validate()
+}
+
+func decodeFile(path string, c *Config) (bool, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("config: %w", err)
+	}
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		return false, fmt.Errorf("config %s: %w", path, err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, k := range undecoded {
+			keys[i] = k.String()
+		}
+		return false, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	return true, nil
+}
+
+func listDropins(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var files []string
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".toml") {
+			files = append(files, filepath.Join(dir, e.Name()))
+		}
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// Validate checks the settings that berthd cannot start without.
+func (c Config) Validate() error {
+	var errs []error
+	if !filepath.IsAbs(c.Root) {
+		errs = append(errs, fmt.Errorf("root %q must be an absolute path", c.Root))
+	}
+	if !filepath.IsAbs(c.State) {
+		errs = append(errs, fmt.Errorf("state %q must be an absolute path", c.State))
+	}
+	if _, err := ListenPath(c.Listen); err != nil {
+		errs = append(errs, err)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	switch c.CgroupDriver {
+	case "cgroupfs", "systemd":
+	default:
+		errs = append(errs, fmt.Errorf("cgroup_driver %q: want cgroupfs or systemd", c.CgroupDriver))
+	}
+	if _, ok := c.Runtimes[c.DefaultRuntime]; !ok {
+		errs = append(errs, fmt.Errorf("default_runtime %q is not in [runtimes]", c.DefaultRuntime))
+	}
+	for name, rt := range c.Runtimes {
+		if rt.Path == "" {
+			errs = append(errs, fmt.Errorf("runtimes.%s: path is empty", name))
+		}
+	}
+	if c.Image.MaxConcurrentDownloads < 1 {
+		errs = append(errs, fmt.Errorf("image.max_concurrent_downloads must be at least 1"))
+	}
+	if c.Image.MaxLayerSize < 0 {
+		errs = append(errs, fmt.Errorf("image.max_layer_size must not be negative"))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// ListenPath returns the socket path of a unix:// listen address.
+func ListenPath(listen string) (string, error) {
+	path, ok := strings.CutPrefix(listen, "unix://")
+	if !ok || !filepath.IsAbs(path) {
+		return "", fmt.Errorf("listen %q: want unix:///absolute/path", listen)
+	}
+	return path, nil
+}

@@ -1,0 +1,112 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsAreValid(t *testing.T) {
+	c := Defaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Image.StallTimeout.Duration != time.Minute {
+		t.Errorf("stall_timeout = %v, want 1m", c.Image.StallTimeout)
+	}
+	if c.Runtimes["runc"].Path != "runc" {
+		t.Errorf("runtimes.runc.path = %q", c.Runtimes["runc"].Path)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	tests := []struct {
+		name    string
+		main    string // "" = no main file
+		dropins map[string]string
+		check   func(t *testing.T, c Config)
+		wantErr string
+	}{
+		{
+			name:  "no files at all",
+			check: func(t *testing.T, c Config) { mustEqual(t, c.Root, "/var/lib/berth") },
+		},
+		{
+			name: "main file overrides one key, keeps the rest",
+			main: "log_level = \"debug\"\n",
+			check: func(t *testing.T, c Config) {
+				mustEqual(t, c.LogLevel, "debug")
+				mustEqual(t, c.State, "/run/berth")
+			},
+		},
+		{
+			name: "drop-ins apply in name order after the main file",
+			main: "log_level = \"debug\"\n",
+			dropins: map[string]string{
+				"20-b.toml": "log_level = \"error\"\n",
+				"10-a.toml": "log_level = \"warn\"\n[image.registry.mirrors]\n\"docker.io\" = [\"http://127.0.0.1:5000\"]\n",
+				"ignored.txt": "log_level = \"nonsense\"\n",
+			},
+			check: func(t *testing.T, c Config) {
+				mustEqual(t, c.LogLevel, "error")
+				mustEqual(t, strings.Join(c.Image.Registry.Mirrors["docker.io"], ","), "http://127.0.0.1:5000")
+			},
+		},
+		{
+			name: "durations parse",
+			main: "[image]\nstall_timeout = \"90s\"\n",
+			check: func(t *testing.T, c Config) {
+				mustEqual(t, c.Image.StallTimeout.String(), "1m30s")
+			},
+		},
+		{name: "unknown key", main: "roots = \"/x\"\n", wantErr: "unknown keys: roots"},
+		{name: "bad syntax", main: "root = \n", wantErr: "config"},
+		{name: "relative root", main: "root = \"var/lib\"\n", wantErr: "must be an absolute path"},
+		{name: "bad listen", main: "listen = \"tcp://0.0.0.0:1\"\n", wantErr: "want unix://"},
+		{name: "unknown default runtime", main: "default_runtime = \"kata\"\n", wantErr: "not in [runtimes]"},
+		{name: "bad cgroup driver", main: "cgroup_driver = \"v3\"\n", wantErr: "cgroup_driver"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			mainPath := filepath.Join(dir, "berth.toml")
+			if tt.main != "" {
+				write(t, mainPath, tt.main)
+			}
+			dropDir := filepath.Join(dir, "berth.d")
+			for name, body := range tt.dropins {
+				write(t, filepath.Join(dropDir, name), body)
+			}
+			c, _, err := Load(mainPath, dropDir)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func write(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustEqual(t *testing.T, got, want string) {
+	t.Helper()
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
