@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what berthd and its tests need on a Debian/Ubuntu node, skipping what is
+# there: the OCI runtimes, the CNI plugins, iptables, the tools that build the test
+# busybox, and a Go toolchain new enough for go.mod. Idempotent; needs root.
+#
+#   hack/install-deps.sh          runtime + test dependencies
+#   hack/install-deps.sh --run    only what berthd itself needs to run
+set -euo pipefail
+
+run_pkgs=(runc crun containernetworking-plugins iptables iproute2 ca-certificates)
+test_pkgs=(gcc make dpkg-dev libc6-dev libseccomp-dev pkg-config git)
+
+pkgs=("${run_pkgs[@]}")
+[ "${1:-}" = "--run" ] || pkgs+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "install-deps: apt-get install ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Go: go.mod wants 1.26. Use the machine's Go when it is new enough; a Go >= 1.21 fetches
+# the right toolchain from the module proxy by itself (GOTOOLCHAIN).
+want_go=$(awk '/^go /{print $2; exit}' "$(dirname "$0")/../go.mod")
+export PATH="/usr/local/go/bin:$PATH"
+if ! command -v go >/dev/null 2>&1; then
+	echo "install-deps: no Go toolchain; installing Debian's golang-go to bootstrap go$want_go"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends golang-go >/dev/null
+fi
+have_go=$(go env GOVERSION | sed 's/^go//')
+if [ "$(printf '%s\n%s\n' "$want_go" "$have_go" | sort -V | head -1)" != "$want_go" ]; then
+	echo "install-deps: Go $have_go is older than $want_go; using GOTOOLCHAIN=go$want_go"
+	echo "install-deps: export GOTOOLCHAIN=go$want_go in your shell as well"
+fi
+echo "install-deps: ok ($(go version))"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs what berthd needs to run (runc, crun, CNI plugins, iptables), builds it into
+# bin/berthd and starts it in the foreground with its embedded defaults (plus
+# /etc/berth/berth.toml if the node has one). Extra arguments go to berthd.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+hack/install-deps.sh --run
+export PATH="/usr/local/go/bin:$PATH"
+export GOTOOLCHAIN="${GOTOOLCHAIN:-go$(awk '/^go /{print $2; exit}' go.mod)+auto}"
+go build -o bin/berthd ./cmd/berthd
+exec bin/berthd "$@"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every test berth has, as CI does: format, vet, unit and integration tests with the
+# race detector, short fuzzing of every parser and the unpacker, then critest against a
+# real berthd. Installs what is missing first. Needs root (runc, mounts, namespaces).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+hack/install-deps.sh
+export PATH="/usr/local/go/bin:$PATH"
+want_go=$(awk '/^go /{print $2; exit}' go.mod)
+export GOTOOLCHAIN="${GOTOOLCHAIN:-go$want_go+auto}"
+: "${FUZZTIME:=10s}"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "not gofmt'ed:"; echo "$unformatted"; exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "go test -race (unit and integration)"
+go test -race -count=1 -timeout 20m ./...
+
+step "fuzz ($FUZZTIME each)"
+for target in $(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do
+	for fn in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$target"/*_test.go | awk '{print $2}'); do
+		echo "--- $fn in $target"
+		go test -run='^$' -fuzz="^$fn\$" -fuzztime="$FUZZTIME" "$target"
+	done
+done
+
+step "critest"
+hack/critest.sh
