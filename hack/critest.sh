@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# Runs cri-tools' critest against a private berthd that pulls every image from
+# an in-process loopback registry (hack/cmd/testregistry), then compares the
+# specs that passed with the ratchet hack/critest-pass.txt.
+#
+#   hack/critest.sh                          full run; fails if a listed spec did not pass
+#   CRITEST_FOCUS='Image Manager' hack/critest.sh   only specs matching the regexp
+#   CRITEST_UPDATE=1 hack/critest.sh         rewrite the ratchet with the passing set
+#
+# Other knobs: CRITEST_PARALLEL (default 1), CRITEST_ARTIFACTS (where the JUnit
+# report and the logs of the last run are kept; default hack/.cache/critest).
+# Needs root. Never talks to anything but 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+if [ "$(id -u)" != 0 ]; then
+	echo "critest.sh: needs root (berthd runs containers)" >&2
+	exit 1
+fi
+export PATH="/usr/local/go/bin:$PATH"
+export GOTOOLCHAIN="${GOTOOLCHAIN:-go$(awk '/^go /{print $2; exit}' go.mod)+auto}"
+
+cache="$repo/hack/.cache"
+bin="$cache/bin"
+artifacts="${CRITEST_ARTIFACTS:-$cache/critest}"
+ratchet="$repo/hack/critest-pass.txt"
+images_file="$repo/hack/critest-images.yaml"
+parallel="${CRITEST_PARALLEL:-1}"
+mkdir -p "$bin" "$artifacts"
+
+log() { printf 'critest.sh: %s\n' "$*" >&2; }
+
+# build OUT PKG [DIR]: go build into OUT atomically (other checkouts may build too).
+build() {
+	local out="$1" pkg="$2" dir="${3:-$repo}"
+	(cd "$dir" && go build -o "$out.tmp.$$" "$pkg") && mv -f "$out.tmp.$$" "$out"
+}
+
+# --- tools: crictl and critest as pinned in hack/tools/go.mod, cached by version.
+cri_version=$(awk '$1 == "sigs.k8s.io/cri-tools" {print $2; exit}' hack/tools/go.mod)
+crictl="$bin/crictl-$cri_version"
+critest="$bin/critest-$cri_version"
+if [ ! -x "$crictl" ]; then
+	log "building crictl $cri_version"
+	build "$crictl" sigs.k8s.io/cri-tools/cmd/crictl "$repo/hack/tools"
+fi
+if [ ! -x "$critest" ]; then
+	log "building critest $cri_version"
+	(cd hack/tools && go test -c -o "$critest.tmp.$$" sigs.k8s.io/cri-tools/cmd/critest) && mv -f "$critest.tmp.$$" "$critest"
+fi
+log "building berthd, testregistry, critestreport"
+build "$bin/berthd" ./cmd/berthd
+build "$bin/testregistry" ./hack/cmd/testregistry
+build "$bin/critestreport" ./hack/cmd/critestreport
+
+# --- run directory and cleanup.
+tmp=$(mktemp -d /tmp/berth-critest.XXXXXX)
+registry_pid=""
+berthd_pid=""
+
+# stop PID NAME: SIGTERM, then SIGKILL after 30 s. Only for processes started here.
+stop() {
+	local pid="$1" name="$2" i
+	[ -n "$pid" ] || return 0
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		log "$name (pid $pid) ignored SIGTERM for 30s; killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$? m
+	set +e
+	stop "$berthd_pid" berthd
+	stop "$registry_pid" testregistry
+	for f in junit.xml critest.log berthd.log registry.log berth.toml; do
+		[ -f "$tmp/$f" ] && cp -f "$tmp/$f" "$artifacts/$f"
+	done
+	# Unmount whatever berthd left mounted under the run directory, deepest first.
+	for m in $(awk -v d="$tmp/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "cannot unmount $m"
+	done
+	rm -rf --one-file-system "$tmp"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- test registry.
+"$bin/testregistry" -addr 127.0.0.1:0 >"$tmp/registry.out" 2>"$tmp/registry.log" &
+registry_pid=$!
+registry=""
+for ((i = 0; i < 3000; i++)); do # building busybox the first time takes a minute or two
+	registry=$(awk '$1 == "ready" {print $2; exit}' "$tmp/registry.out")
+	[ -n "$registry" ] && break
+	if ! kill -0 "$registry_pid" 2>/dev/null; then
+		log "testregistry exited:"; tail -n 40 "$tmp/registry.log" >&2; exit 1
+	fi
+	sleep 0.1
+done
+if [ -z "$registry" ]; then
+	log "testregistry not ready after 5 minutes:"; tail -n 40 "$tmp/registry.log" >&2; exit 1
+fi
+log "test registry on $registry"
+
+# --- berthd.
+sock="$tmp/berth.sock"
+cat >"$tmp/berth.toml" <<EOF
+# Written by hack/critest.sh: every registry critest pulls from is mirrored by
+# the loopback test registry.
+[image.registry.mirrors]
+"docker.io" = ["http://$registry"]
+"gcr.io" = ["http://$registry"]
+"registry.k8s.io" = ["http://$registry"]
+"k8s.gcr.io" = ["http://$registry"]
+
+[image.registry.hosts."$registry"]
+plain_http = true
+EOF
+"$bin/berthd" --config "$tmp/berth.toml" --config-dir "$tmp/berth.d" \
+	--root "$tmp/root" --state "$tmp/state" --listen "unix://$sock" --log-level info \
+	>"$tmp/berthd.log" 2>&1 &
+berthd_pid=$!
+berthd_failed() {
+	log "$1; last lines of berthd's log:"
+	tail -n 60 "$tmp/berthd.log" >&2
+	exit 1
+}
+for ((i = 0; ; i++)); do
+	"$crictl" --runtime-endpoint "unix://$sock" --timeout 2s version >/dev/null 2>&1 && break
+	kill -0 "$berthd_pid" 2>/dev/null || berthd_failed "berthd exited"
+	((i < 300)) || berthd_failed "berthd not answering on $sock after 30s"
+	sleep 0.1
+done
+log "berthd (pid $berthd_pid) serving on $sock"
+
+# --- critest.
+# No -ginkgo.skip: the specs this host cannot run skip themselves (AppArmor is
+# off here, SELinux specs are not even registered without SELinux, NRI specs
+# need -nri-socket, and critest skips its benchmarks).
+args=(
+	-runtime-endpoint "unix://$sock"
+	-image-endpoint "unix://$sock"
+	-test-images-file "$images_file"
+	-parallel "$parallel"
+	-ginkgo.junit-report "$tmp/junit.xml"
+	-ginkgo.no-color
+	-ginkgo.timeout 80m
+)
+report_args=(-junit "$tmp/junit.xml" -ratchet "$ratchet" -log "$tmp/critest.log")
+if [ -n "${CRITEST_FOCUS:-}" ]; then
+	args+=(-ginkgo.focus "$CRITEST_FOCUS")
+	report_args+=(-focus "$CRITEST_FOCUS")
+fi
+if [ "${CRITEST_UPDATE:-}" = 1 ]; then
+	report_args+=(-update)
+fi
+
+# condense: critest's output without the bodies of failure reports (which
+# name the spec and the first line of the failure); the whole output is in
+# critest.log. CRITEST_VERBOSE=1 shows everything.
+condense() {
+	if [ "${CRITEST_VERBOSE:-}" = 1 ]; then
+		cat
+		return
+	fi
+	awk '
+		/^-+$/ { inblock = 0; next }
+		/^• \[[A-Z]+/ { inblock = 1; n = 0 }
+		inblock {
+			n++
+			if (n <= 2 || more-- > 0) { print; fflush() }
+			if ($0 ~ /^  \[(FAILED|PANICKED|TIMEDOUT|INTERRUPTED)\] /) { print; more = 2; fflush() }
+			next
+		}
+		{ print; fflush() }'
+}
+log "running critest $cri_version (full output: $artifacts/critest.log)"
+set +e
+(cd "$tmp" && "$critest" "${args[@]}") 2>&1 | tee "$tmp/critest.log" | condense
+critest_rc=${PIPESTATUS[0]}
+set -e
+log "critest exited with $critest_rc"
+
+if [ ! -s "$tmp/junit.xml" ]; then
+	log "critest wrote no JUnit report; last lines of its output:"
+	tail -n 60 "$tmp/critest.log" >&2
+	berthd_failed "no report"
+fi
+report_rc=0
+"$bin/critestreport" "${report_args[@]}" || report_rc=$?
+if [ "$report_rc" != 0 ]; then
+	log "berthd's log: $artifacts/berthd.log; last lines:"
+	tail -n 30 "$tmp/berthd.log" >&2
+fi
+exit "$report_rc"
