@@ -8,15 +8,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/berth-runtime/berth/internal/errdefs"
 )
 
-// Store holds blobs by digest. It keeps no state in memory: the directory is the truth,
-// and its methods are safe for concurrent use.
+// Store holds blobs by digest. The directory is the truth; the store also remembers the
+// size of every blob (read once at Open) so that Usage needs no walk. Its methods are
+// safe for concurrent use.
 type Store struct {
 	blobs  string // <root>/content/blobs/sha256
 	ingest string // <root>/content/ingest
+
+	mu    sync.Mutex
+	sizes map[string]int64
 }
 
 // Info describes one stored blob.
@@ -31,6 +36,7 @@ func Open(root string) (*Store, error) {
 	s := &Store{
 		blobs:  filepath.Join(root, "content", "blobs", "sha256"),
 		ingest: filepath.Join(root, "content", "ingest"),
+		sizes:  map[string]int64{},
 	}
 	for _, dir := range []string{s.blobs, s.ingest} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -46,7 +52,30 @@ func Open(root string) (*Store, error) {
 			return nil, fmt.Errorf("content store: removing leftover %s: %w", e.Name(), err)
 		}
 	}
+	err = s.Walk(func(i Info) error {
+		s.sizes[i.Digest] = i.Size
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// Usage returns the bytes and the number of blobs stored.
+func (s *Store) Usage() (bytes, blobs int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.sizes {
+		bytes += n
+	}
+	return bytes, int64(len(s.sizes))
+}
+
+func (s *Store) added(digest string, size int64) {
+	s.mu.Lock()
+	s.sizes[digest] = size
+	s.mu.Unlock()
 }
 
 func (s *Store) path(digest string) (string, error) {
@@ -134,6 +163,9 @@ func (s *Store) Delete(digest string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("deleting blob %s: %w", digest, err)
 	}
+	s.mu.Lock()
+	delete(s.sizes, digest)
+	s.mu.Unlock()
 	return nil
 }
 

@@ -153,6 +153,16 @@ func TestDeleteWalkNotFound(t *testing.T) {
 	if err := s.Walk(func(Info) error { return stop }); err != stop {
 		t.Errorf("Walk returned %v, want the callback's error", err)
 	}
+	if bytes, n := s.Usage(); bytes != 8 || n != 2 {
+		t.Errorf("Usage = %d bytes in %d blobs, want 8 in 2", bytes, n)
+	}
+	reopened, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes, n := reopened.Usage(); bytes != 8 || n != 2 {
+		t.Errorf("after reopen Usage = %d bytes in %d blobs, want 8 in 2", bytes, n)
+	}
 	if _, err := s.ReadAll(digestOf(blobs[0])); !errdefs.IsNotFound(err) {
 		t.Errorf("ReadAll(deleted) = %v, want not found", err)
 	}

@@ -79,6 +79,7 @@ func (w *Writer) Commit() error {
 		return fmt.Errorf("blob %s: %w", digest, err)
 	}
 	w.f = nil
+	w.s.added(digest, w.d.n)
 	return syncDir(filepath.Dir(target))
 }
 

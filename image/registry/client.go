@@ -13,6 +13,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/berth-runtime/berth/internal/errdefs"
 )
 
 // Client talks to one endpoint about one repository. It is safe for concurrent use.
@@ -132,6 +134,9 @@ func (b *blobReader) Close() error {
 type StallError struct{ Timeout time.Duration }
 
 func (e *StallError) Error() string { return fmt.Sprintf("no data received for %s", e.Timeout) }
+
+// Is makes a stall an unavailable endpoint: errors.Is(err, errdefs.ErrUnavailable).
+func (e *StallError) Is(target error) bool { return target == errdefs.ErrUnavailable }
 
 // watchdog returns a context cancelled with a *StallError once d passes without a call
 // to kick; stop releases it. d <= 0 disables the watchdog.

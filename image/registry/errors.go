@@ -42,7 +42,7 @@ func classify(ctx, wctx context.Context, err error) error {
 		return withClass(err, cerr)
 	}
 	if se, ok := errStalled(wctx); ok {
-		return withClass(se, errdefs.ErrUnavailable)
+		return se
 	}
 	var te *transport.Error
 	if errors.As(err, &te) {

@@ -23,11 +23,13 @@ var (
 
 // Image is the durable record of one image. Names are not part of it (see Refs).
 type Image struct {
-	ID      string    `json:"id"`
-	Size    uint64    `json:"size"`
-	User    string    `json:"user,omitempty"`
-	Layers  []Layer   `json:"layers"`
-	Blobs   []string  `json:"blobs"` // content-store blobs it owns: config, manifests, indexes
+	ID     string   `json:"id"`
+	Size   uint64   `json:"size"`
+	User   string   `json:"user,omitempty"`
+	Layers []Layer  `json:"layers"`
+	Blobs  []string `json:"blobs"` // content-store blobs it owns: config, manifests, indexes
+	// Config is a copy of the config blob, so that status needs no disk read.
+	Config  []byte    `json:"config,omitempty"`
 	Pinned  bool      `json:"pinned,omitempty"`
 	Created time.Time `json:"created"`
 }
@@ -262,5 +264,6 @@ func (s *Store) Lease(holder string) (Lease, bool) {
 func clone(img Image) Image {
 	img.Layers = slices.Clone(img.Layers)
 	img.Blobs = slices.Clone(img.Blobs)
+	img.Config = slices.Clone(img.Config)
 	return img
 }
