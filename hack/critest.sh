@@ -7,8 +7,11 @@
 #   CRITEST_FOCUS='Image Manager' hack/critest.sh   only specs matching the regexp
 #   CRITEST_UPDATE=1 hack/critest.sh         rewrite the ratchet with the passing set
 #
-# Other knobs: CRITEST_PARALLEL (default 1), CRITEST_ARTIFACTS (where the JUnit
-# report and the logs of the last run are kept; default hack/.cache/critest).
+# Other knobs: BERTHD (a berthd binary to test instead of building
+# ./cmd/berthd), CRITEST_PARALLEL (default 1; more needs the ginkgo CLI in
+# PATH), CRITEST_VERBOSE=1 (all of critest's output), CRITEST_ARTIFACTS (where
+# the JUnit report and the logs of the last run are kept; default
+# hack/.cache/critest).
 # Needs root. Never talks to anything but 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +22,6 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 export PATH="/usr/local/go/bin:$PATH"
-export GOTOOLCHAIN="${GOTOOLCHAIN:-go$(awk '/^go /{print $2; exit}' go.mod)+auto}"
 
 cache="$repo/hack/.cache"
 bin="$cache/bin"
@@ -38,7 +40,11 @@ build() {
 }
 
 # --- tools: crictl and critest as pinned in hack/tools/go.mod, cached by version.
-cri_version=$(awk '$1 == "sigs.k8s.io/cri-tools" {print $2; exit}' hack/tools/go.mod)
+cri_version=$(awk '{for (i = 1; i < NF; i++) if ($i == "sigs.k8s.io/cri-tools") {print $(i + 1); exit}}' hack/tools/go.mod)
+if [ -z "$cri_version" ]; then
+	log "no sigs.k8s.io/cri-tools requirement in hack/tools/go.mod"
+	exit 1
+fi
 crictl="$bin/crictl-$cri_version"
 critest="$bin/critest-$cri_version"
 if [ ! -x "$crictl" ]; then
@@ -49,8 +55,12 @@ if [ ! -x "$critest" ]; then
 	log "building critest $cri_version"
 	(cd hack/tools && go test -c -o "$critest.tmp.$$" sigs.k8s.io/cri-tools/cmd/critest) && mv -f "$critest.tmp.$$" "$critest"
 fi
-log "building berthd, testregistry, critestreport"
-build "$bin/berthd" ./cmd/berthd
+berthd="${BERTHD:-$bin/berthd}"
+if [ -z "${BERTHD:-}" ]; then
+	log "building berthd"
+	build "$berthd" ./cmd/berthd
+fi
+log "building testregistry, critestreport"
 build "$bin/testregistry" ./hack/cmd/testregistry
 build "$bin/critestreport" ./hack/cmd/critestreport
 
@@ -59,17 +69,24 @@ tmp=$(mktemp -d /tmp/berth-critest.XXXXXX)
 registry_pid=""
 berthd_pid=""
 
+# running PID: the process exists and is not a zombie waiting to be reaped.
+running() {
+	local stat
+	stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[[ $stat != Z* ]]
+}
+
 # stop PID NAME: SIGTERM, then SIGKILL after 30 s. Only for processes started here.
 stop() {
 	local pid="$1" name="$2" i
 	[ -n "$pid" ] || return 0
-	kill -0 "$pid" 2>/dev/null || return 0
+	running "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
 	kill -TERM "$pid" 2>/dev/null || true
 	for ((i = 0; i < 300; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
+		running "$pid" || break
 		sleep 0.1
 	done
-	if kill -0 "$pid" 2>/dev/null; then
+	if running "$pid"; then
 		log "$name (pid $pid) ignored SIGTERM for 30s; killing it"
 		kill -KILL "$pid" 2>/dev/null || true
 	fi
@@ -96,13 +113,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- test registry.
+: >"$tmp/registry.out"
 "$bin/testregistry" -addr 127.0.0.1:0 >"$tmp/registry.out" 2>"$tmp/registry.log" &
 registry_pid=$!
 registry=""
 for ((i = 0; i < 3000; i++)); do # building busybox the first time takes a minute or two
 	registry=$(awk '$1 == "ready" {print $2; exit}' "$tmp/registry.out")
 	[ -n "$registry" ] && break
-	if ! kill -0 "$registry_pid" 2>/dev/null; then
+	if ! running "$registry_pid"; then
 		log "testregistry exited:"; tail -n 40 "$tmp/registry.log" >&2; exit 1
 	fi
 	sleep 0.1
@@ -126,7 +144,7 @@ cat >"$tmp/berth.toml" <<EOF
 [image.registry.hosts."$registry"]
 plain_http = true
 EOF
-"$bin/berthd" --config "$tmp/berth.toml" --config-dir "$tmp/berth.d" \
+"$berthd" --config "$tmp/berth.toml" --config-dir "$tmp/berth.d" \
 	--root "$tmp/root" --state "$tmp/state" --listen "unix://$sock" --log-level info \
 	>"$tmp/berthd.log" 2>&1 &
 berthd_pid=$!
@@ -137,7 +155,7 @@ berthd_failed() {
 }
 for ((i = 0; ; i++)); do
 	"$crictl" --runtime-endpoint "unix://$sock" --timeout 2s version >/dev/null 2>&1 && break
-	kill -0 "$berthd_pid" 2>/dev/null || berthd_failed "berthd exited"
+	running "$berthd_pid" || berthd_failed "berthd exited"
 	((i < 300)) || berthd_failed "berthd not answering on $sock after 30s"
 	sleep 0.1
 done
@@ -151,11 +169,14 @@ args=(
 	-runtime-endpoint "unix://$sock"
 	-image-endpoint "unix://$sock"
 	-test-images-file "$images_file"
-	-parallel "$parallel"
 	-ginkgo.junit-report "$tmp/junit.xml"
 	-ginkgo.no-color
 	-ginkgo.timeout 80m
 )
+# ginkgo refuses -parallel unless critest hands the run to the ginkgo CLI (> 1).
+if [ "$parallel" -gt 1 ]; then
+	args+=(-parallel "$parallel")
+fi
 report_args=(-junit "$tmp/junit.xml" -ratchet "$ratchet" -log "$tmp/critest.log")
 if [ -n "${CRITEST_FOCUS:-}" ]; then
 	args+=(-ginkgo.focus "$CRITEST_FOCUS")
@@ -165,23 +186,23 @@ if [ "${CRITEST_UPDATE:-}" = 1 ]; then
 	report_args+=(-update)
 fi
 
-# condense: critest's output without the bodies of failure reports (which
-# name the spec and the first line of the failure); the whole output is in
-# critest.log. CRITEST_VERBOSE=1 shows everything.
+# condense: critest's output without klog noise and with each inline failure
+# report cut to its first two lines (outcome and spec name): the summary at
+# the end lists the failures again, and critest.log has everything.
+# CRITEST_VERBOSE=1 shows everything.
 condense() {
 	if [ "${CRITEST_VERBOSE:-}" = 1 ]; then
 		cat
 		return
 	fi
 	awk '
+		/[EWI][0-9][0-9][0-9][0-9] [0-9:.]+ +[0-9]+ [A-Za-z0-9_.-]+:[0-9]+\] / {
+			sub(/[EWI][0-9][0-9][0-9][0-9] [0-9:.]+ +[0-9]+ [A-Za-z0-9_.-]+:[0-9]+\] .*/, "")
+			if ($0 == "") next
+		}
 		/^-+$/ { inblock = 0; next }
 		/^• \[[A-Z]+/ { inblock = 1; n = 0 }
-		inblock {
-			n++
-			if (n <= 2 || more-- > 0) { print; fflush() }
-			if ($0 ~ /^  \[(FAILED|PANICKED|TIMEDOUT|INTERRUPTED)\] /) { print; more = 2; fflush() }
-			next
-		}
+		inblock { if (++n <= 2) { print; fflush() } next }
 		{ print; fflush() }'
 }
 log "running critest $cri_version (full output: $artifacts/critest.log)"

@@ -129,6 +129,9 @@ func (r Ratchet) Update(passed []string) string {
 	for _, l := range r.Header {
 		b.WriteString(l + "\n")
 	}
+	if n := len(r.Header); n > 0 && strings.TrimSpace(r.Header[n-1]) != "" && len(passed) > 0 {
+		b.WriteString("\n") // keep the specs apart from a header-only file's comment
+	}
 	sorted := append([]string(nil), passed...)
 	sort.Strings(sorted)
 	for _, name := range sorted {

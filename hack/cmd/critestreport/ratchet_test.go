@@ -128,7 +128,7 @@ func TestUpdate(t *testing.T) {
 	if again := ParseRatchet(got).Update([]string{"[k8s.io] D spec", "[k8s.io] C spec", "[k8s.io] A spec"}); again != got {
 		t.Errorf("Update is not stable:\n%s", again)
 	}
-	if got := ParseRatchet("# header\n").Update([]string{"X"}); got != "# header\nX\n" {
+	if got := ParseRatchet("# header\n").Update([]string{"X"}); got != "# header\n\nX\n" {
 		t.Errorf("header-only update: %q", got)
 	}
 }
