@@ -20,6 +20,8 @@
 // per blob, and can be told to serve wrong content for a blob, so tests can
 // check caching and digest verification.
 //
-// Tar, NewLayer, NewImage and NewIndex build arbitrary (also broken) images for
-// tests; Registry.Push publishes them.
+// ServeCatalogue is the one-call setup for tests: busybox, catalogue and a
+// registry on a free port; Registry.MirrorTOML is the matching berthd
+// configuration. Tar, NewLayer, NewRawLayer, NewImage and NewIndex build
+// arbitrary (also broken) images; Registry.Push publishes them.
 package testimages

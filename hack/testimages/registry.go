@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -265,4 +266,39 @@ func (r *Registry) ResetCounts() {
 	defer r.mu.Unlock()
 	r.requests = map[string]int{}
 	r.blobGets = map[v1.Hash]int{}
+}
+
+// MirroredRegistries are the registries the catalogue's references name; a
+// runtime under test should use the test registry as a mirror for each.
+var MirroredRegistries = []string{"docker.io", "gcr.io", "registry.k8s.io", "k8s.gcr.io"}
+
+// MirrorTOML is berthd configuration that sends every pull from
+// MirroredRegistries to this registry over plain HTTP.
+func (r *Registry) MirrorTOML() string {
+	var b strings.Builder
+	b.WriteString("[image.registry.mirrors]\n")
+	for _, host := range MirroredRegistries {
+		fmt.Fprintf(&b, "%q = [%q]\n", host, r.URL())
+	}
+	fmt.Fprintf(&b, "\n[image.registry.hosts.%q]\nplain_http = true\n", r.Addr())
+	return b.String()
+}
+
+// ServeCatalogue builds the whole catalogue (building busybox first if
+// needed, see EnsureBusybox) and serves it on a free loopback port until ctx
+// is done.
+func ServeCatalogue(ctx context.Context, opts ...Option) (*Registry, []Image, error) {
+	bb, err := EnsureBusybox(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	images, err := Build(bb)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := Serve(ctx, "127.0.0.1:0", images, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, images, nil
 }

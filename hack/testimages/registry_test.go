@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/berth-runtime/berth/internal/config"
 )
 
 func TestMirrorPath(t *testing.T) {
@@ -243,5 +247,39 @@ func TestCatalogueServes(t *testing.T) {
 				t.Errorf("%s: image ID %s, want %s", ref, id, want)
 			}
 		}
+	}
+}
+
+func TestMirrorTOML(t *testing.T) {
+	r, err := Serve(t.Context(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got := r.MirrorTOML()
+	for _, want := range []string{
+		"[image.registry.mirrors]\n",
+		`"docker.io" = ["http://` + r.Addr() + `"]`,
+		`"k8s.gcr.io" = ["http://` + r.Addr() + `"]`,
+		`[image.registry.hosts."` + r.Addr() + `"]` + "\nplain_http = true\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("MirrorTOML lacks %q:\n%s", want, got)
+		}
+	}
+	// berthd must accept it.
+	path := filepath.Join(t.TempDir(), "berth.toml")
+	if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := config.Load(path, "")
+	if err != nil {
+		t.Fatalf("berthd config: %v", err)
+	}
+	if m := cfg.Image.Registry.Mirrors["registry.k8s.io"]; len(m) != 1 || m[0] != r.URL() {
+		t.Errorf("mirrors %v", cfg.Image.Registry.Mirrors)
+	}
+	if !cfg.Image.Registry.Hosts[r.Addr()].PlainHTTP {
+		t.Errorf("hosts %v", cfg.Image.Registry.Hosts)
 	}
 }
