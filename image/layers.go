@@ -1,0 +1,165 @@
+package image
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/berth-runtime/berth/image/content"
+	"github.com/berth-runtime/berth/image/registry"
+	"github.com/berth-runtime/berth/image/store"
+	"github.com/berth-runtime/berth/image/unpack"
+	"github.com/berth-runtime/berth/internal/errdefs"
+)
+
+// fetchLayers makes sure every layer has its snapshot, fetching the missing ones in
+// parallel. The first failure cancels this pull's other layers (a layer another pull
+// also waits for goes on for that pull). It returns the layer records and how many
+// layers this pull fetched itself.
+func (p *puller) fetchLayers(ctx context.Context, diffIDs, chainIDs []string) ([]store.Layer, int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	layers := make([]store.Layer, len(p.pm.Layers))
+	var (
+		wg       sync.WaitGroup
+		once     sync.Once
+		firstErr error
+		fetched  atomic.Int32
+	)
+	for i, l := range p.pm.Layers {
+		layers[i] = store.Layer{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType, DiffID: diffIDs[i], ChainID: chainIDs[i]}
+		if _, ok := p.s.snaps.Stat(chainIDs[i]); ok {
+			continue
+		}
+		wg.Add(1)
+		go func(l store.Layer) {
+			defer wg.Done()
+			err := p.s.flights.Do(ctx, "layer "+l.ChainID, func(fctx context.Context) error {
+				did, err := p.fetchLayer(fctx, l)
+				if did {
+					fetched.Add(1)
+				}
+				return err
+			})
+			if err != nil {
+				once.Do(func() {
+					firstErr = fmt.Errorf("layer %s: %w", l.Digest, err)
+					cancel()
+				})
+			}
+		}(layers[i])
+	}
+	wg.Wait()
+	return layers, int(fetched.Load()), firstErr
+}
+
+// fetchLayer fetches and unpacks one layer unless its snapshot appeared meanwhile, within
+// the global download bound. It reports whether it fetched.
+func (p *puller) fetchLayer(ctx context.Context, l store.Layer) (bool, error) {
+	if _, ok := p.s.snaps.Stat(l.ChainID); ok {
+		return false, nil
+	}
+	select {
+	case p.s.sem <- struct{}{}:
+		defer func() { <-p.s.sem }()
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	if _, ok := p.s.snaps.Stat(l.ChainID); ok {
+		return false, nil
+	}
+	err := p.src.try(ctx, "layer "+l.Digest, true, func(c *registry.Client) error {
+		return p.s.unpackLayer(ctx, c, l)
+	})
+	return true, err
+}
+
+// unpackLayer streams one layer from c into a new snapshot and commits it.
+func (s *Service) unpackLayer(ctx context.Context, c *registry.Client, l store.Layer) error {
+	pending, err := s.snaps.Prepare()
+	if err != nil {
+		return err
+	}
+	defer pending.Abort()
+	rc, err := c.Blob(ctx, l.Digest)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	stats, err := s.applyStream(ctx, rc, l, pending.Root())
+	if err != nil {
+		return err
+	}
+	_, err = pending.Commit(l.ChainID, stats.Bytes, stats.Inodes)
+	return err
+}
+
+// applyStream is the single pass over a layer's bytes:
+//
+//	body -> Verifier (digest, size) -> Decompress -> diffID hash -> unpack.Apply
+//
+// After Apply it drains what the tar reader left (end-of-archive padding) through the
+// hash, and what the decompressor left through the Verifier, so both digests cover the
+// whole stream. A mismatch of either leaves the error; the caller discards the snapshot.
+func (s *Service) applyStream(ctx context.Context, body io.Reader, l store.Layer, root string) (unpack.Stats, error) {
+	v, err := content.NewVerifier(body, content.Descriptor{Digest: l.Digest, Size: l.Size})
+	if err != nil {
+		return unpack.Stats{}, err
+	}
+	dr, err := unpack.Decompress(v)
+	if err != nil {
+		return unpack.Stats{}, rootCause(err, v)
+	}
+	h := sha256.New()
+	tr := io.TeeReader(dr, h)
+	stats, err := unpack.Apply(ctx, root, tr, unpack.Options{MaxSize: s.cfg.MaxLayerSize})
+	if err == nil {
+		_, err = io.Copy(io.Discard, tr)
+	}
+	if cerr := dr.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err == nil {
+		_, err = io.Copy(io.Discard, v)
+	}
+	if err == nil {
+		err = v.Verified()
+	}
+	if err != nil {
+		return stats, rootCause(err, v)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != l.DiffID {
+		return stats, fmt.Errorf("diffID mismatch: the image config says %s, the layer's content is %s", l.DiffID, got)
+	}
+	return stats, nil
+}
+
+// rootCause picks the error that explains a failed layer stream. Damaged bytes usually
+// break the decompressor or the tar reader before the Verifier reaches the end of the
+// data; the digest mismatch is the real story, so the rest of the stream (bounded by the
+// manifest's size) is read to find out. Stalls, cancellations and the size cap are
+// reported as they are.
+func rootCause(err error, v *content.Verifier) error {
+	var stall *registry.StallError
+	switch {
+	case errors.As(err, &stall):
+		return stall
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, unpack.ErrTooLarge):
+		return withClass(err, errdefs.ErrResourceExhausted)
+	case errors.Is(err, content.ErrDigestMismatch):
+		return v.Verified()
+	}
+	if _, derr := io.Copy(io.Discard, v); derr == nil || errors.Is(derr, content.ErrDigestMismatch) {
+		if verr := v.Verified(); errors.Is(verr, content.ErrDigestMismatch) {
+			return verr
+		}
+	}
+	return err
+}
