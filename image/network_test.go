@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,51 +21,62 @@ import (
 	"github.com/berth-runtime/berth/internal/errdefs"
 )
 
-func TestCorruptLayerBlob(t *testing.T) {
-	reg := newTestRegistry(t)
+func TestCorruptBlobs(t *testing.T) {
 	good := layerOf(t, map[string]string{"good": "fine"})
 	bad := layerOf(t, map[string]string{"bad": strings.Repeat("payload", 100)})
-	img := imageOf(t, "", good, bad)
-	ref := reg.push(t, "app:v1", img)
-	badDigest := digestOf(t, bad)
-	rc, _ := bad.Compressed()
-	raw, _ := io.ReadAll(rc)
-	tampered := append([]byte{}, raw...)
-	tampered[len(tampered)/2] ^= 0xff
-	reg.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+badDigest) {
-			w.Write(tampered)
-			return true
-		}
-		return false
-	})
-	s := newTestService(t, nil, nil)
-	_, err := s.Pull(context.Background(), ref, nil)
-	if !errors.Is(err, content.ErrDigestMismatch) {
-		t.Fatalf("Pull = %v, want a digest mismatch", err)
+	tests := []struct {
+		name string
+		img  v1.Image
+		// which blob is served damaged, and which snapshots may remain (the verified
+		// layers of the failed pull, kept for kubelet's retry)
+		damaged func(img v1.Image) string
+		mayKeep []string
+	}{
+		{name: "only layer", img: imageOf(t, "", bad), damaged: func(v1.Image) string { return digestOf(t, bad) }},
+		{name: "second layer", img: imageOf(t, "", good, bad), damaged: func(v1.Image) string { return digestOf(t, bad) },
+			mayKeep: []string{mustDiffID(t, good)}},
+		{name: "config", img: imageOf(t, "", good), damaged: func(img v1.Image) string { return configDigest(t, img) }},
 	}
-	if !strings.Contains(err.Error(), badDigest) || !strings.Contains(err.Error(), sha256Of(tampered)) {
-		t.Errorf("error %q does not name both digests", err)
-	}
-	if l := s.List(""); len(l) != 0 {
-		t.Errorf("images after a failed pull: %v", l)
-	}
-	cfgDigest := configDigest(t, img)
-	chains := s.snaps.List()
-	for _, c := range chains {
-		if _, err := s.Get(cfgDigest); err == nil {
-			t.Error("image recorded")
-		}
-		// Only the good base layer may be kept (for a retry); never the bad one.
-		if c.ChainID != mustDiffID(t, good) {
-			t.Errorf("unexpected snapshot %s", c.ChainID)
-		}
-	}
-	if s.content.Has(cfgDigest) || s.content.Has(digestOf(t, img)) {
-		t.Error("config or manifest of the failed pull kept")
-	}
-	if left := tmpLeftovers(t, s); len(left) != 0 {
-		t.Errorf("tmp leftovers: %v", left)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := newTestRegistry(t)
+			ref := reg.push(t, "app:v1", tt.img)
+			damaged := tt.damaged(tt.img)
+			var tampered []byte
+			reg.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+				if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/blobs/"+damaged) {
+					return false
+				}
+				rec := httptest.NewRecorder()
+				reg.inner.ServeHTTP(rec, r)
+				tampered = rec.Body.Bytes()
+				tampered[len(tampered)/2] ^= 0xff
+				w.Write(tampered)
+				return true
+			})
+			s := newTestService(t, nil, nil)
+			_, err := s.Pull(context.Background(), ref, nil)
+			if !errors.Is(err, content.ErrDigestMismatch) {
+				t.Fatalf("Pull = %v, want a digest mismatch", err)
+			}
+			if !strings.Contains(err.Error(), damaged) || !strings.Contains(err.Error(), sha256Of(tampered)) {
+				t.Errorf("error %q does not name both digests", err)
+			}
+			if l := s.List(""); len(l) != 0 {
+				t.Errorf("images after a failed pull: %v", l)
+			}
+			for _, c := range s.snaps.List() {
+				if !slices.Contains(tt.mayKeep, c.ChainID) {
+					t.Errorf("unexpected snapshot %s", c.ChainID)
+				}
+			}
+			if bytes, n := s.content.Usage(); n != 0 {
+				t.Errorf("%d blobs (%d bytes) kept after a failed pull", n, bytes)
+			}
+			if left := tmpLeftovers(t, s); len(left) != 0 {
+				t.Errorf("tmp leftovers: %v", left)
+			}
+		})
 	}
 }
 
