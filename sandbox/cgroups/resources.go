@@ -35,7 +35,8 @@ type Resources struct {
 	// PidsLimit caps the number of tasks; -1 removes the limit.
 	PidsLimit int64
 	// HugepageLimits maps a page size as the kernel spells it ("2MB", "1GB") to a limit
-	// in bytes.
+	// in bytes. A node without the hugetlb controller skips them (kubelet only sends
+	// them where hugepages exist).
 	HugepageLimits map[string]uint64
 	// Unified holds raw cgroup v2 interface files and values ("memory.high": "1G").
 	// Refused on cgroup v1.
