@@ -15,8 +15,9 @@ import (
 // digests, as the CRI's RemoveImage and containerd do, then deletes every snapshot and
 // blob that no remaining image, lease or pull in progress uses. An absent image is an
 // error wrapping errdefs.ErrNotFound (the CRI layer treats it as success). Of several
-// concurrent removals of one image, one succeeds and the others get NotFound.
-func (s *Service) Remove(_ context.Context, ref string) error {
+// concurrent removals of one image, one succeeds and the others get NotFound. ctx is
+// not consulted: removal does no network I/O and is not worth leaving half done.
+func (s *Service) Remove(ctx context.Context, ref string) error {
 	s.mu.Lock()
 	id, err := s.lookup(ref)
 	if err == nil {
