@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-runtime/berth/cri"
+	"github.com/berth-runtime/berth/image"
+	"github.com/berth-runtime/berth/internal/config"
+	"github.com/berth-runtime/berth/network"
+	"github.com/berth-runtime/berth/sandbox/runtime"
+)
+
+// shutdownGrace is how long calls in flight may run on after SIGTERM.
+const shutdownGrace = 10 * time.Second
+
+// serve runs berthd until ctx is cancelled (SIGTERM/SIGINT).
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	for _, dir := range []string{cfg.Root, cfg.State} {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return err
+		}
+	}
+	unlock, err := lockRoot(cfg.Root)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	imgCfg := cfg.Image
+	imgCfg.Root = filepath.Join(cfg.Root, "image")
+	images, err := image.New(imgCfg, log.With("component", "image"))
+	if err != nil {
+		return fmt.Errorf("image service: %w", err)
+	}
+	defer images.Close()
+
+	handlers, runtimeReady := probeRuntimes(ctx, cfg, log)
+	srv := cri.New(cri.Options{
+		Log:             log.With("component", "cri"),
+		Images:          images,
+		Handlers:        handlers,
+		DefaultHandler:  cfg.DefaultRuntime,
+		CgroupDriver:    cfg.CgroupDriver,
+		RuntimeReady:    runtimeReady,
+		NetworkReady:    func() error { return network.Ready(cfg.Network.ConfDir, cfg.Network.BinDirs) },
+		EffectiveConfig: cfg,
+	})
+
+	socket, _ := config.ListenPath(cfg.Listen)
+	l, err := listenUnix(socket)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(socket)
+	srv.Ready()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	log.Info("berthd serving the CRI", "listen", cfg.Listen, "root", cfg.Root, "state", cfg.State, "pid", os.Getpid())
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("grpc server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: running containers are left running")
+	srv.Stop(shutdownGrace)
+	return nil
+}
+
+// probeRuntimes asks every configured OCI runtime what it supports. A runtime that is
+// not installed is left out of the handlers; RuntimeReady fails while the default one is
+// missing.
+func probeRuntimes(ctx context.Context, cfg config.Config, log *slog.Logger) ([]cri.RuntimeHandler, func() error) {
+	var handlers []cri.RuntimeHandler
+	var defaultErr error
+	for name, rt := range cfg.Runtimes {
+		f, err := runtime.Probe(ctx, rt.Path)
+		if err != nil {
+			log.Warn("OCI runtime unavailable", "handler", name, "error", err)
+			if name == cfg.DefaultRuntime {
+				defaultErr = err
+			}
+			continue
+		}
+		log.Info("OCI runtime", "handler", name, "path", f.Path,
+			"recursive_read_only_mounts", f.RecursiveReadOnlyMounts, "user_namespaces", f.UserNamespaces)
+		handlers = append(handlers, cri.RuntimeHandler{
+			Name: name, RecursiveReadOnlyMounts: f.RecursiveReadOnlyMounts, UserNamespaces: f.UserNamespaces,
+		})
+	}
+	slices.SortFunc(handlers, func(a, b cri.RuntimeHandler) int { return strings.Compare(a.Name, b.Name) })
+	return handlers, func() error {
+		if defaultErr != nil {
+			return fmt.Errorf("default runtime %q: %w", cfg.DefaultRuntime, defaultErr)
+		}
+		return nil
+	}
+}
+
+// lockRoot takes an exclusive flock on <root>/berthd.lock so that a second berthd on
+// the same root refuses to start instead of corrupting the first one's state. The lock
+// dies with the process, so a crashed berthd never blocks its successor.
+func lockRoot(root string) (func(), error) {
+	path := filepath.Join(root, "berthd.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another berthd (pid %s) is already using root %s",
+				strings.TrimSpace(string(holder)), root)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return func() { f.Close() }, nil
+}
+
+// listenUnix creates the CRI socket with mode 0660 from the start (no window in which
+// it is world-writable). A stale socket from a dead berthd is replaced: the root lock
+// proves no live berthd owns it.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
+		return nil, err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket: %w", err)
+	}
+	old := syscall.Umask(0o117)
+	l, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
