@@ -92,16 +92,36 @@ func ParseJUnit(r io.Reader) ([]Spec, error) {
 	return specs, nil
 }
 
+// firstLine condenses a failure message to one line: its first line and, for
+// gomega's "Unexpected error:" dumps, the error text that follows the
+// "<*type | 0x...>:" line.
 func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
+	var parts []string
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := 0; i < len(lines); i++ {
+		l := strings.TrimSpace(lines[i])
+		if l != "Unexpected error:" {
+			if i == 0 && l != "" {
+				parts = append(parts, l)
+			}
+			continue
+		}
+		for j := i + 1; j < len(lines); j++ {
+			e := strings.TrimSpace(lines[j])
+			if e == "" || strings.HasPrefix(e, "<") && strings.HasSuffix(e, ":") {
+				continue
+			}
+			parts = append(parts, e)
+			break
+		}
+		break
 	}
-	const max = 200
-	if len(s) > max {
-		s = s[:max] + "…"
+	out := strings.Join(parts, ": ")
+	const max = 300
+	if len(out) > max {
+		out = out[:max] + "…"
 	}
-	return s
+	return out
 }
 
 // Tally counts specs (not suite nodes) by state.

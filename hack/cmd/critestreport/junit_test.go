@@ -69,7 +69,10 @@ func TestFirstLine(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"", ""},
 		{"  one\ntwo", "one"},
-		{strings.Repeat("x", 250), strings.Repeat("x", 200) + "…"},
+		{strings.Repeat("x", 350), strings.Repeat("x", 300) + "…"},
+		{"Unexpected error:\n    <*status.Error | 0x3b7>: \n    rpc error: code = Unimplemented desc = x\n    {\n", "rpc error: code = Unimplemented desc = x"},
+		{"failed to create PodSandbox\nUnexpected error:\n    <*errors.errorString | 0x1>: {s: \"a\"}\n    boom\n", "failed to create PodSandbox: <*errors.errorString | 0x1>: {s: \"a\"}"},
+		{"Expected\n    <string>: a\nto equal\n    <string>: b", "Expected"},
 	} {
 		if got := firstLine(tc.in); got != tc.want {
 			t.Errorf("firstLine(%q) = %q, want %q", tc.in, got, tc.want)
