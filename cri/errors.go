@@ -23,6 +23,8 @@ var classes = []struct {
 	{errdefs.ErrUnavailable, codes.Unavailable},
 	{errdefs.ErrResourceExhausted, codes.ResourceExhausted},
 	{errdefs.ErrUnimplemented, codes.Unimplemented},
+	{errdefs.ErrPermissionDenied, codes.PermissionDenied},
+	{errdefs.ErrDataLoss, codes.DataLoss},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 	{context.Canceled, codes.Canceled},
 }

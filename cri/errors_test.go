@@ -25,6 +25,8 @@ func TestToStatus(t *testing.T) {
 		{"failed precondition", errdefs.ErrFailedPrecondition, codes.FailedPrecondition},
 		{"deadline", fmt.Errorf("pull: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
 		{"canceled", context.Canceled, codes.Canceled},
+		{"registry refused credentials", fmt.Errorf("pull: %w", errdefs.ErrPermissionDenied), codes.PermissionDenied},
+		{"digest mismatch", fmt.Errorf("layer: %w", errdefs.ErrDataLoss), codes.DataLoss},
 		{"grpc status kept", status.Error(codes.PermissionDenied, "no"), codes.PermissionDenied},
 		{"unclassified is internal, never unknown", errors.New("boom"), codes.Internal},
 	}

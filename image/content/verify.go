@@ -3,7 +3,6 @@ package content
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -12,8 +11,9 @@ import (
 	"github.com/berth-runtime/berth/internal/errdefs"
 )
 
-// ErrDigestMismatch is matched (errors.Is) by every MismatchError.
-var ErrDigestMismatch = errors.New("digest mismatch")
+// ErrDigestMismatch is matched (errors.Is) by every MismatchError. It is of class
+// errdefs.ErrDataLoss.
+var ErrDigestMismatch = fmt.Errorf("digest mismatch: %w", errdefs.ErrDataLoss)
 
 // Descriptor names a blob: its digest ("sha256:<hex>") and its size in bytes.
 type Descriptor struct {

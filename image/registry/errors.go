@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,7 +17,8 @@ import (
 
 // ErrUnauthorized is matched by errors of endpoints that refused our credentials
 // (HTTP 401 or 403). The registry's own message is kept in the error text.
-var ErrUnauthorized = errors.New("unauthorized")
+// It is of class errdefs.ErrPermissionDenied.
+var ErrUnauthorized = fmt.Errorf("unauthorized: %w", errdefs.ErrPermissionDenied)
 
 // classified keeps an error's text and chain, and adds a class to match with errors.Is.
 type classified struct {

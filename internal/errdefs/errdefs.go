@@ -19,6 +19,10 @@ var (
 	ErrUnavailable        = errors.New("unavailable")
 	ErrResourceExhausted  = errors.New("resource exhausted")
 	ErrUnimplemented      = errors.New("not implemented")
+	// ErrPermissionDenied: a remote party (a registry) refused our credentials.
+	ErrPermissionDenied = errors.New("permission denied")
+	// ErrDataLoss: content did not match its digest; nothing of it was kept.
+	ErrDataLoss = errors.New("content corrupted")
 )
 
 // IsNotFound reports whether err is, or wraps, ErrNotFound.
