@@ -6,6 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh --run
 export PATH="/usr/local/go/bin:$PATH"
-export GOTOOLCHAIN="${GOTOOLCHAIN:-go$(awk '/^go /{print $2; exit}' go.mod)+auto}"
 go build -o bin/berthd ./cmd/berthd
 exec bin/berthd "$@"

@@ -6,8 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh
 export PATH="/usr/local/go/bin:$PATH"
-want_go=$(awk '/^go /{print $2; exit}' go.mod)
-export GOTOOLCHAIN="${GOTOOLCHAIN:-go$want_go+auto}"
 : "${FUZZTIME:=10s}"
 
 step() { printf '\n=== %s\n' "$*"; }

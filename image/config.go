@@ -29,6 +29,8 @@ type RegistryConfig struct {
 	Mirrors map[string][]string `toml:"mirrors" comment:"registry host -> endpoints tried in order before the registry itself"`
 	// Hosts holds per-host settings, keyed by host[:port] of a registry or a mirror.
 	Hosts map[string]HostConfig `toml:"hosts" comment:"per-host settings keyed by host[:port]"`
+	// MirrorsOnly never contacts a registry itself, only its mirrors (air-gapped nodes).
+	MirrorsOnly bool `toml:"mirrors_only"`
 }
 
 // HostConfig holds the settings of one registry or mirror host.

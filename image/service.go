@@ -180,7 +180,7 @@ func (s *Service) pin(keys ...string) (unpin func()) {
 
 // registryConfig converts the TOML configuration.
 func registryConfig(c RegistryConfig) registry.Config {
-	out := registry.Config{Mirrors: c.Mirrors, Hosts: map[string]registry.Host{}}
+	out := registry.Config{Mirrors: c.Mirrors, Hosts: map[string]registry.Host{}, MirrorsOnly: c.MirrorsOnly}
 	for host, h := range c.Hosts {
 		out.Hosts[host] = registry.Host{
 			PlainHTTP:          h.PlainHTTP,

@@ -273,10 +273,11 @@ func (r *Registry) ResetCounts() {
 var MirroredRegistries = []string{"docker.io", "gcr.io", "registry.k8s.io", "k8s.gcr.io"}
 
 // MirrorTOML is berthd configuration that sends every pull from
-// MirroredRegistries to this registry over plain HTTP.
+// MirroredRegistries to this registry over plain HTTP, and never to a real
+// registry (mirrors_only): tests must not reach off this machine.
 func (r *Registry) MirrorTOML() string {
 	var b strings.Builder
-	b.WriteString("[image.registry.mirrors]\n")
+	b.WriteString("[image.registry]\nmirrors_only = true\n\n[image.registry.mirrors]\n")
 	for _, host := range MirroredRegistries {
 		fmt.Fprintf(&b, "%q = [%q]\n", host, r.URL())
 	}

@@ -25,6 +25,9 @@ type Config struct {
 	Mirrors map[string][]string
 	// Hosts holds per-host settings keyed by host[:port].
 	Hosts map[string]Host
+	// MirrorsOnly never contacts a registry itself, only its mirrors: an air-gapped
+	// node (or a test) must not reach out when a mirror misses.
+	MirrorsOnly bool
 }
 
 // Host holds the settings of one registry or mirror host.

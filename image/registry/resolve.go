@@ -31,9 +31,10 @@ type mirror struct {
 // Resolver turns a registry host into the endpoints to try. Safe for concurrent use;
 // connections are pooled per host across pulls.
 type Resolver struct {
-	opts    Options
-	mirrors map[string][]mirror // canonical registry -> mirrors
-	hosts   map[string]Host     // lowercased host[:port] (Docker Hub: registry-1.docker.io)
+	opts        Options
+	mirrors     map[string][]mirror // canonical registry -> mirrors
+	hosts       map[string]Host     // lowercased host[:port] (Docker Hub: registry-1.docker.io)
+	mirrorsOnly bool
 
 	mu         sync.Mutex
 	transports map[string]*http.Transport
@@ -43,10 +44,11 @@ type Resolver struct {
 // wrap errdefs.ErrInvalidArgument.
 func New(cfg Config, opts Options) (*Resolver, error) {
 	r := &Resolver{
-		opts:       opts,
-		mirrors:    map[string][]mirror{},
-		hosts:      map[string]Host{},
-		transports: map[string]*http.Transport{},
+		opts:        opts,
+		mirrorsOnly: cfg.MirrorsOnly,
+		mirrors:     map[string][]mirror{},
+		hosts:       map[string]Host{},
+		transports:  map[string]*http.Transport{},
 	}
 	for key, h := range cfg.Hosts {
 		host := upstreamHost(key)
@@ -150,6 +152,12 @@ func (r *Resolver) Resolve(registry string, auth *Auth) ([]Endpoint, error) {
 			return nil, err
 		}
 		out = append(out, ep)
+	}
+	if r.mirrorsOnly {
+		if len(out) == 0 {
+			return nil, fmt.Errorf("registry %s has no mirror and mirrors_only is set: %w", reg, errdefs.ErrFailedPrecondition)
+		}
+		return out, nil
 	}
 	var req *Credentials
 	if auth != nil && !auth.IsZero() {

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -199,5 +200,23 @@ func TestEndpointString(t *testing.T) {
 	got := []string{eps[0].String(), eps[1].String()}
 	if strings.Join(got, ",") != "mirror http://127.0.0.1:1,registry https://registry-1.docker.io" {
 		t.Errorf("endpoints = %v", got)
+	}
+}
+
+func TestResolveMirrorsOnly(t *testing.T) {
+	r, err := New(Config{
+		Mirrors:     map[string][]string{"docker.io": {"http://127.0.0.1:5000"}},
+		MirrorsOnly: true,
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	eps, err := r.Resolve("docker.io", nil)
+	if err != nil || len(eps) != 1 || !eps[0].Mirror {
+		t.Fatalf("mirrored registry: %v, %v; want the mirror alone", eps, err)
+	}
+	if _, err := r.Resolve("quay.io", nil); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("unmirrored registry: %v, want a FailedPrecondition refusal", err)
 	}
 }

@@ -45,8 +45,8 @@ func TestLoad(t *testing.T) {
 			name: "drop-ins apply in name order after the main file",
 			main: "log_level = \"debug\"\n",
 			dropins: map[string]string{
-				"20-b.toml": "log_level = \"error\"\n",
-				"10-a.toml": "log_level = \"warn\"\n[image.registry.mirrors]\n\"docker.io\" = [\"http://127.0.0.1:5000\"]\n",
+				"20-b.toml":   "log_level = \"error\"\n",
+				"10-a.toml":   "log_level = \"warn\"\n[image.registry.mirrors]\n\"docker.io\" = [\"http://127.0.0.1:5000\"]\n",
 				"ignored.txt": "log_level = \"nonsense\"\n",
 			},
 			check: func(t *testing.T, c Config) {
