@@ -112,6 +112,9 @@ func splitQuantity(s string) (quantityParts, error) {
 		}
 		q.fraction = s[fstart:i]
 	}
+	if intPart == "" && q.fraction == "" {
+		return q, fmt.Errorf("no digits")
+	}
 	q.digits = strings.TrimLeft(intPart+q.fraction, "0")
 	q.suffix = s[i:]
 	j := 0
