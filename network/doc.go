@@ -6,7 +6,7 @@
 //     configuration directory, or, while that directory holds none, berth's embedded
 //     default network (bridge berth0 + host-local 10.88.0.0/16 + portmap + bandwidth,
 //     masquerading); re-read whenever the directory's fingerprint changes (see
-//     Manager.current for why polling and not inotify);
+//     Manager.Reload for why polling and not inotify);
 //   - ADD/DEL/CHECK of a pod (Manager.Setup, Teardown, Check) with the Kubernetes CNI_ARGS
 //     and the capability arguments portMappings, dns, bandwidth and ipRanges, which libcni
 //     passes only to plugins that declare them;

@@ -59,8 +59,13 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 	return m, nil
 }
 
-// Reload reads the configuration directory now. Setup, Check and Status also reload on
-// their own whenever the directory's fingerprint changed, so calling it is optional.
+// Reload reads the configuration directory now. Calling it is optional: Setup, Status
+// and a Teardown with nothing cached reload on their own whenever the directory's
+// fingerprint (the mtime of the directory, and the mtime and size of each configuration
+// file) changed. That check costs a few stats per call and needs no watcher goroutine,
+// no inotify instance and no dependency, and it sees symlinked files being repointed,
+// which inotify on the directory does not. Its one blind spot is a file rewritten in
+// place with the same size within one timestamp granule; Reload covers that.
 func (m *Manager) Reload() {
 	c := loadConf(m.cfg.ConfDir, m.cfg.Default, dirStamp(m.cfg.ConfDir))
 	m.mu.Lock()
@@ -69,9 +74,7 @@ func (m *Manager) Reload() {
 }
 
 // current returns the configuration in use, reloading it first when the directory
-// changed. The check is a stat of the directory and of each configuration file: cheap
-// enough for every call, and it needs no watcher goroutine, no inotify limits and no
-// dependency (fsnotify), and it follows symlinked files, which inotify does not.
+// changed (see Reload).
 func (m *Manager) current() *netConf {
 	stamp := dirStamp(m.cfg.ConfDir)
 	m.mu.RLock()
