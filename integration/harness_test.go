@@ -18,8 +18,9 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// berthdBinary is built once per test binary by TestMain.
-var berthdBinary string
+// berthdBinary is built once per test binary by TestMain, in binDir (removed when the
+// tests end; other tools built for the tests go there too).
+var berthdBinary, binDir string
 
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
@@ -36,6 +37,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	binDir = dir
 	berthdBinary = filepath.Join(dir, "berthd")
 	build := exec.Command("go", "build", "-race", "-o", berthdBinary, "github.com/berth-runtime/berth/cmd/berthd")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
@@ -94,7 +96,7 @@ func startDaemon(t *testing.T, opts daemonOptions) *daemon {
 	}
 	d.cmd = exec.Command(berthdBinary,
 		"--config", d.config, "--config-dir", filepath.Join(dir, "berth.d"),
-		"--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"),
+		"--root", d.root(), "--state", filepath.Join(dir, "state"),
 		"--listen", "unix://"+d.socket, "--log-level", "debug")
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
@@ -154,6 +156,10 @@ func (d *daemon) stop() {
 		<-d.done
 	}
 }
+
+// root is berthd's --root; imageRoot is where its image service keeps its state.
+func (d *daemon) root() string      { return filepath.Join(d.dir, "root") }
+func (d *daemon) imageRoot() string { return filepath.Join(d.root(), "image") }
 
 // kill ends berthd with SIGKILL, as a crash would.
 func (d *daemon) kill() {
