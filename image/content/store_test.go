@@ -61,8 +61,8 @@ func TestPut(t *testing.T) {
 			s, root := open(t)
 			err := s.Put(tt.desc, iotest.HalfReader(bytes.NewReader(tt.data)))
 			if tt.mismatch {
-				if !errors.Is(err, ErrDigestMismatch) {
-					t.Fatalf("Put = %v, want a digest mismatch", err)
+				if !errors.Is(err, ErrDigestMismatch) || !errors.Is(err, errdefs.ErrDataLoss) {
+					t.Fatalf("Put = %v, want a digest mismatch of class data loss", err)
 				}
 				if !strings.Contains(err.Error(), tt.desc.Digest) {
 					t.Errorf("error %q does not name the expected digest", err)

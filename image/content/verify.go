@@ -51,8 +51,10 @@ func (e *MismatchError) Error() string {
 		e.Expected.Digest, e.Expected.Size, e.Digest, e.Size)
 }
 
-// Is makes errors.Is(err, ErrDigestMismatch) true.
-func (e *MismatchError) Is(target error) bool { return target == ErrDigestMismatch }
+// Unwrap makes errors.Is(err, ErrDigestMismatch) true, and through it
+// errors.Is(err, errdefs.ErrDataLoss): errors.Is follows the error's chain, not the
+// target's, so an Is method matching only ErrDigestMismatch would hide the class.
+func (e *MismatchError) Unwrap() error { return ErrDigestMismatch }
 
 // digester hashes and counts bytes against a descriptor.
 type digester struct {
