@@ -134,7 +134,7 @@ func (s *Service) applyStream(ctx context.Context, body io.Reader, l store.Layer
 		return stats, rootCause(err, v)
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != l.DiffID {
-		return stats, fmt.Errorf("diffID mismatch: the image config says %s, the layer's content is %s", l.DiffID, got)
+		return stats, withClass(fmt.Errorf("diffID mismatch: the image config says %s, the layer's content is %s", l.DiffID, got), errdefs.ErrDataLoss)
 	}
 	return stats, nil
 }

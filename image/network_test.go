@@ -15,6 +15,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/berth-runtime/berth/image/content"
 	"github.com/berth-runtime/berth/image/registry"
@@ -56,8 +57,8 @@ func TestCorruptBlobs(t *testing.T) {
 			})
 			s := newTestService(t, nil, nil)
 			_, err := s.Pull(context.Background(), ref, nil)
-			if !errors.Is(err, content.ErrDigestMismatch) {
-				t.Fatalf("Pull = %v, want a digest mismatch", err)
+			if !errors.Is(err, content.ErrDigestMismatch) || !errors.Is(err, errdefs.ErrDataLoss) {
+				t.Fatalf("Pull = %v, want a digest mismatch of class data loss", err)
 			}
 			if !strings.Contains(err.Error(), damaged) || !strings.Contains(err.Error(), sha256Of(tampered)) {
 				t.Errorf("error %q does not name both digests", err)
@@ -77,6 +78,38 @@ func TestCorruptBlobs(t *testing.T) {
 				t.Errorf("tmp leftovers: %v", left)
 			}
 		})
+	}
+}
+
+// TestDiffIDMismatch serves a layer whose blob matches its digest but whose content is
+// not what the config's diffID says: the pull fails as data loss and keeps nothing.
+func TestDiffIDMismatch(t *testing.T) {
+	img := imageOf(t, "", layerOf(t, map[string]string{"data": "real"}))
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.RootFS.DiffIDs[0] = v1.Hash{Algorithm: "sha256", Hex: strings.TrimPrefix(sha256Of([]byte("claimed")), "sha256:")}
+	lying, err := mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := newTestRegistry(t)
+	ref := reg.push(t, "app:v1", lying)
+	s := newTestService(t, nil, nil)
+	_, err = s.Pull(context.Background(), ref, nil)
+	if err == nil || !strings.Contains(err.Error(), "diffID mismatch") || !errors.Is(err, errdefs.ErrDataLoss) {
+		t.Fatalf("Pull = %v, want a diffID mismatch of class data loss", err)
+	}
+	if l := s.List(""); len(l) != 0 {
+		t.Errorf("images after a failed pull: %v", l)
+	}
+	if n := len(s.snaps.List()); n != 0 {
+		t.Errorf("%d snapshots kept from a layer that failed its diffID", n)
+	}
+	if left := tmpLeftovers(t, s); len(left) != 0 {
+		t.Errorf("tmp leftovers: %v", left)
 	}
 }
 
