@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +52,30 @@ func (m *Manager) Setup(ctx context.Context, pod Pod) (Result, error) {
 	if c.ownLoopback {
 		atts = append(atts, attachment{loopbackList, pod.loopbackConf(pod.NetNS)})
 	}
+	var res types.Result
+	for attempt := 1; ; attempt++ {
+		res, err = m.add(ctx, pod, atts)
+		if err == nil || attempt == maxAddAttempts || !lostRace(err) || ctx.Err() != nil {
+			break
+		}
+		m.log.Info("pod network setup lost a race with another pod's; retrying", "pod", pod.String(), "error", err)
+		time.Sleep(time.Duration(attempt*(10+rand.IntN(20))) * time.Millisecond)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	out, err := toResult(c.list.Name, res)
+	if err != nil {
+		m.rollback(ctx, pod, atts)
+		return Result{}, err
+	}
+	m.log.Debug("pod network set up", "pod", pod.String(), "network", c.list.Name, "ips", out.IPs, "took", time.Since(start))
+	return out, nil
+}
+
+// add runs the ADDs of atts at once and, if any fails, undoes all of them. It returns the
+// result of the first attachment.
+func (m *Manager) add(ctx context.Context, pod Pod, atts []attachment) (types.Result, error) {
 	results := make([]types.Result, len(atts))
 	errs := make([]error, len(atts))
 	var wg sync.WaitGroup
@@ -62,16 +88,26 @@ func (m *Manager) Setup(ctx context.Context, pod Pod) (Result, error) {
 		})
 	}
 	wg.Wait()
-	out, err := Result{}, errors.Join(errs...)
-	if err == nil {
-		out, err = toResult(c.list.Name, results[0])
-	}
-	if err != nil {
+	if err := errors.Join(errs...); err != nil {
 		m.rollback(ctx, pod, atts)
-		return Result{}, err
+		return nil, err
 	}
-	m.log.Debug("pod network set up", "pod", pod.String(), "network", c.list.Name, "ips", out.IPs, "took", time.Since(start))
-	return out, nil
+	return results[0], nil
+}
+
+// maxAddAttempts bounds the retries of an ADD that lost a race (see lostRace).
+const maxAddAttempts = 3
+
+// lostRace reports whether an ADD failed only because another pod's ADD ran at the same
+// time. portmap creates its shared iptables chains (CNI-HOSTPORT-*) with check-then-create,
+// so two pods with host ports set up at once on a node without those chains make one of
+// them fail with "File exists" (nf_tables) or "already exists" (legacy); nf_tables also
+// reports contention as "Resource temporarily unavailable". Retried after the undo, the
+// ADD finds the chains in place.
+func lostRace(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "iptables") && (strings.Contains(s, "File exists") ||
+		strings.Contains(s, "already exists") || strings.Contains(s, "Resource temporarily unavailable"))
 }
 
 // rollback DELs the attachments of a failed Setup.

@@ -2,6 +2,7 @@ package network
 
 import (
 	"encoding/json"
+	"errors"
 	"net"
 	"slices"
 	"testing"
@@ -124,5 +125,23 @@ func TestToResult(t *testing.T) {
 	var back current.Result
 	if err := json.Unmarshal(got.Raw, &back); err != nil || len(back.IPs) != 5 {
 		t.Errorf("raw result %s: %v", got.Raw, err)
+	}
+}
+
+func TestLostRace(t *testing.T) {
+	tests := []struct {
+		msg  string
+		want bool
+	}{
+		{`plugin type="portmap" failed (add): unable to create chain CNI-HOSTPORT-SETMARK: running [/usr/sbin/iptables -t nat -N CNI-HOSTPORT-MASQ --wait]: exit status 4: iptables v1.8.9 (nf_tables):  CHAIN_USER_ADD failed (File exists): chain CNI-HOSTPORT-MASQ`, true},
+		{`running [/usr/sbin/iptables -t nat -N CNI-HOSTPORT-DNAT --wait]: exit status 1: iptables: Chain already exists.`, true},
+		{`running [/usr/sbin/iptables -t nat -A OUTPUT ...]: exit status 4: iptables v1.8.9 (nf_tables): RULE_APPEND failed (Resource temporarily unavailable)`, true},
+		{`plugin type="bridge" failed (add): failed to allocate for range 0: no IP addresses available in range set`, false},
+		{`failed to create bridge "bt1": could not add "bt1": file exists`, false},
+	}
+	for _, tt := range tests {
+		if got := lostRace(errors.New(tt.msg)); got != tt.want {
+			t.Errorf("lostRace(%q) = %v", tt.msg, got)
+		}
 	}
 }
