@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -226,6 +227,22 @@ func (m *Manager) CachedResult(pod Pod) (Result, error) {
 		return toResult(a.list.Name, r)
 	}
 	return Result{}, errdefs.NotFound(fmt.Sprintf("network: %s: no cached network result", pod))
+}
+
+// AttachedPods lists the ids of the pods that have an attachment recorded in the cache:
+// for recovery, which tears down those it no longer knows.
+func (m *Manager) AttachedPods() ([]string, error) {
+	recs, err := m.cni.GetCachedAttachments("")
+	if err != nil {
+		return nil, fmt.Errorf("network: read CNI cache: %w", err)
+	}
+	var ids []string
+	for _, r := range recs {
+		if !slices.Contains(ids, r.ContainerID) {
+			ids = append(ids, r.ContainerID)
+		}
+	}
+	return ids, nil
 }
 
 // cached returns the pod's attachments recorded at ADD time. netns overrides

@@ -136,6 +136,9 @@ func TestPodToPod(t *testing.T) {
 					t.Errorf("Check: %v", err)
 				}
 			}
+			if ids, err := n.m.AttachedPods(); err != nil || !slices.Contains(ids, a.ID) || !slices.Contains(ids, b.ID) || len(ids) != 2 {
+				t.Errorf("AttachedPods = %v, %v; want %s and %s", ids, err, a.ID, b.ID)
+			}
 			if cached, err := n.m.CachedResult(a); err != nil || !slices.EqualFunc(cached.IPs, ra.IPs, net.IP.Equal) {
 				t.Errorf("CachedResult = %+v, %v; want %v", cached, err, ra.IPs)
 			}
@@ -163,6 +166,9 @@ func TestPodToPod(t *testing.T) {
 			}
 			if ips, ports := n.allocated(t), n.ports(t); len(ips)+len(ports) != 0 {
 				t.Errorf("left behind: addresses %v, bridge ports %v", ips, ports)
+			}
+			if ids, err := n.m.AttachedPods(); err != nil || len(ids) != 0 {
+				t.Errorf("AttachedPods after Teardown = %v, %v", ids, err)
 			}
 		})
 	}
