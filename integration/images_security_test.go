@@ -42,7 +42,7 @@ func TestCorruptBlobs(t *testing.T) {
 		name:    "truncated layer",
 		corrupt: serveWrong(func(img v1.Image, n int) []byte { return []byte("short") }, layerBlob),
 	}, {
-		name:    "layer of another image",
+		name: "layer of another image",
 		corrupt: serveWrong(func(img v1.Image, n int) []byte {
 			return compressedLayer(t, newLayer(t, testimages.Reg("data", 0o644, "another image's layer\n")))
 		}, layerBlob),
