@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -511,7 +512,8 @@ func TestConcurrentPulls(t *testing.T) {
 }
 
 // TestPullDeadline stalls a layer blob: a PullImage with a one-second deadline fails
-// with DeadlineExceeded, berthd gives up the download, and the next pull works.
+// with DeadlineExceeded, berthd gives up the download, and the next pull works. A caller
+// that gives up while another pull waits for the same layer does not cancel its download.
 func TestPullDeadline(t *testing.T) {
 	t.Parallel()
 	reg := serveRegistry(t)
@@ -520,17 +522,7 @@ func TestPullDeadline(t *testing.T) {
 	ref := reg.Addr() + "/test/slow:1"
 	push(t, reg, img, ref)
 	blob := layerDigests(t, img)[0]
-	stalled, abandoned := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	reg.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/blobs/"+blob.String()) {
-			return false
-		}
-		once.Do(func() { close(stalled) })
-		<-r.Context().Done() // never answer; wait for berthd to hang up
-		close(abandoned)
-		return true
-	})
+	stall := stallBlob(t, reg, blob)
 	d := startDaemon(t, daemonOptions{})
 
 	start := time.Now()
@@ -539,28 +531,83 @@ func TestPullDeadline(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("PullImage with a 1 s deadline took %v", took)
 	}
-	select {
-	case <-stalled:
-	default:
-		t.Fatal("the pull never reached the stalled blob")
-	}
-	select {
-	case <-abandoned:
-	case <-time.After(15 * time.Second):
-		t.Fatal("berthd did not hang up on the stalled blob after the caller gave up")
-	}
+	recv(t, stall.arrived, time.Second, "the pull never reached the stalled blob")
+	recv(t, stall.hungUp, 15*time.Second, "berthd did not hang up on the stalled blob after the caller gave up")
 	// berthd's side of the call ends with its own deadline or with the client's
 	// cancellation, whichever reaches it first; either way never as a failure of its own.
 	if line := waitLog(t, d, "method=PullImage", "code="); !strings.Contains(line, "code=DeadlineExceeded") && !strings.Contains(line, "code=Canceled") {
 		t.Errorf("berthd ended the stalled PullImage with: %s", line)
 	}
 
-	reg.SetHook(nil)
-	if got := d.pull(t, ref); got != idOf(t, img) {
-		t.Errorf("pull after the deadline = %s, want %s", got, idOf(t, img))
+	t.Run("one waiter gives up, another keeps the download", func(t *testing.T) {
+		patient := make(chan error, 1)
+		go func() {
+			_, err := d.images.PullImage(ctxTimeout(t, pullTimeout), &runtimeapi.PullImageRequest{Image: spec(ref)})
+			patient <- err
+		}()
+		recv(t, stall.arrived, 15*time.Second, "the patient pull never reached the stalled blob")
+		_, err := d.images.PullImage(ctxTimeout(t, time.Second), &runtimeapi.PullImageRequest{Image: spec(ref)})
+		wantCode(t, "impatient PullImage", err, codes.DeadlineExceeded)
+		select {
+		case <-stall.hungUp:
+			t.Error("berthd dropped a download another pull still waits for")
+		case <-time.After(500 * time.Millisecond):
+		}
+		stall.releaseAll()
+		select {
+		case err := <-patient:
+			if err != nil {
+				t.Errorf("the patient pull: %v", err)
+			}
+		case <-time.After(pullTimeout):
+			t.Fatal("the patient pull did not finish")
+		}
+		if n := reg.BlobFetches(blob); n != 2 {
+			t.Errorf("layer fetched %d times, want 2 (abandoned, then shared by both pulls)", n)
+		}
+	})
+	if st := d.status(t, ref); st == nil || st.Id != idOf(t, img) {
+		t.Errorf("ImageStatus after the pulls = %v, want %s", st, idOf(t, img))
 	}
-	if n := reg.BlobFetches(blob); n != 2 {
-		t.Errorf("layer fetched %d times, want 2 (stalled, then fetched)", n)
+}
+
+// blobStaller holds a registry's GETs of one blob until released, or until berthd hangs
+// up. arrived gets a value for each request held, hungUp for each one berthd abandoned.
+type blobStaller struct {
+	arrived, hungUp chan struct{}
+	release         chan struct{}
+	once            sync.Once
+}
+
+func stallBlob(t *testing.T, reg *testimages.Registry, blob v1.Hash) *blobStaller {
+	s := &blobStaller{arrived: make(chan struct{}, 100), hungUp: make(chan struct{}, 100), release: make(chan struct{})}
+	reg.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/blobs/"+blob.String()) {
+			return false
+		}
+		s.arrived <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			s.hungUp <- struct{}{}
+			return true
+		case <-s.release:
+			return false // let the registry answer
+		}
+	})
+	t.Cleanup(s.releaseAll)
+	return s
+}
+
+// releaseAll lets every held request and every later one through.
+func (s *blobStaller) releaseAll() { s.once.Do(func() { close(s.release) }) }
+
+// recv waits for a value on ch and fails the test after timeout.
+func recv(t *testing.T, ch <-chan struct{}, timeout time.Duration, failure string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(timeout):
+		t.Fatal(failure)
 	}
 }
 
@@ -631,6 +678,90 @@ func TestImagesSurviveRestart(t *testing.T) {
 			checkImageRootEmpty(t, d2)
 		})
 	}
+}
+
+// TestKillDuringPull kills berthd while a pull has unpacked one layer and waits for the
+// other: after a restart nothing of the pull is left, and the pull works.
+func TestKillDuringPull(t *testing.T) {
+	t.Parallel()
+	reg := serveRegistry(t)
+	fast, slow := newLayer(t, testimages.Reg("fast", 0o644, "fast\n")), newLayer(t, testimages.Reg("slow", 0o644, "slow\n"))
+	img := newImage(t, v1.Config{Labels: map[string]string{"test": "kill during pull"}}, fast, slow)
+	ref := reg.Addr() + "/test/killed:1"
+	push(t, reg, img, ref)
+	slowDigest, err := slow.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stall := stallBlob(t, reg, slowDigest)
+	d := startDaemon(t, daemonOptions{})
+	pulled := make(chan error, 1)
+	go func() {
+		_, err := d.images.PullImage(ctxTimeout(t, pullTimeout), &runtimeapi.PullImageRequest{Image: spec(ref)})
+		pulled <- err
+	}()
+	recv(t, stall.arrived, 15*time.Second, "the pull never reached the stalled layer")
+	d.kill()
+	if err := <-pulled; err == nil {
+		t.Fatal("the pull succeeded although berthd was killed during it")
+	}
+
+	d2 := startDaemon(t, daemonOptions{Dir: d.dir})
+	if imgs := d2.list(t, ""); len(imgs) != 0 {
+		t.Errorf("images after a pull killed half-way: %v", imgs)
+	}
+	checkImageRootEmpty(t, d2)
+	stall.releaseAll()
+	if got := d2.pull(t, ref); got != idOf(t, img) {
+		t.Errorf("pull after the restart = %s, want %s", got, idOf(t, img))
+	}
+}
+
+// TestPullsRaceRemovals pulls and removes one image from several goroutines at once:
+// every call succeeds, and the image that is left at the end is whole.
+func TestPullsRaceRemovals(t *testing.T) {
+	t.Parallel()
+	reg := serveRegistry(t)
+	img := newImage(t, v1.Config{Labels: map[string]string{"test": "race"}},
+		newLayer(t, testimages.Reg("a", 0o644, strings.Repeat("a", 50000))),
+		newLayer(t, testimages.Reg("b", 0o644, strings.Repeat("b", 50000))))
+	ref := reg.Addr() + "/test/race:1"
+	push(t, reg, img, ref)
+	d := startDaemon(t, daemonOptions{})
+
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for range 4 {
+		wg.Go(func() {
+			for range 5 {
+				_, err := d.images.PullImage(ctxTimeout(t, pullTimeout), &runtimeapi.PullImageRequest{Image: spec(ref)})
+				if err == nil {
+					_, err = d.images.RemoveImage(ctxTimeout(t, 30*time.Second), &runtimeapi.RemoveImageRequest{Image: spec(ref)})
+				}
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		t.Errorf("pull or removal racing others: %v", err)
+	}
+
+	d.pull(t, ref)
+	for _, c := range chainIDs(t, d, ref) {
+		if _, err := os.Stat(snapshotDir(d, c)); err != nil {
+			t.Errorf("the image's snapshot %s: %v", c, err)
+		}
+	}
+	d.remove(t, ref)
+	checkImageRootEmpty(t, d)
 }
 
 // snapshotDir is where berthd keeps the files of the layer with chainID.
