@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"io/fs"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -254,8 +256,8 @@ func without(a, b []string) []string {
 	return out
 }
 
-// rawTar writes hdrs (with the contents of regular files) into a tar archive exactly as
-// given: names may be absolute or climb with "..", which testimages.Tar does not allow.
+// rawTar writes entries into a tar archive exactly as given: names and link targets may
+// be absolute (testimages.Tar strips their leading "/") or climb with "..".
 func rawTar(t *testing.T, entries ...rawEntry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -308,4 +310,77 @@ func lines(s string) []string {
 		}
 	}
 	return out
+}
+
+// blobStaller holds a registry's GETs of one blob until released, or until berthd hangs
+// up. arrived gets a value for each request held, hungUp for each one berthd abandoned.
+type blobStaller struct {
+	arrived, hungUp chan struct{}
+	release         chan struct{}
+	once            sync.Once
+}
+
+// stallBlob makes reg hold the GETs of blob until the test ends or releaseAll.
+func stallBlob(t *testing.T, reg *testimages.Registry, blob v1.Hash) *blobStaller {
+	s := &blobStaller{arrived: make(chan struct{}, 100), hungUp: make(chan struct{}, 100), release: make(chan struct{})}
+	reg.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/blobs/"+blob.String()) {
+			return false
+		}
+		s.arrived <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			s.hungUp <- struct{}{}
+			return true
+		case <-s.release:
+			return false // let the registry answer
+		}
+	})
+	t.Cleanup(s.releaseAll)
+	return s
+}
+
+// releaseAll lets every held request and every later one through.
+func (s *blobStaller) releaseAll() { s.once.Do(func() { close(s.release) }) }
+
+// recv waits for a value on ch and fails the test after timeout.
+func recv(t *testing.T, ch <-chan struct{}, timeout time.Duration, failure string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(timeout):
+		t.Fatal(failure)
+	}
+}
+
+// waitLog waits until a line of berthd's log holds all of parts and returns the first.
+func waitLog(t *testing.T, d *daemon, parts ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, line := range strings.Split(d.log.String(), "\n") {
+			if containsAll(line, parts) {
+				return line
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("no berthd log line holds %q", parts)
+			return ""
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func containsAll(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// snapshotDir is where berthd keeps the files of the layer with chainID.
+func snapshotDir(d *daemon, chainID string) string {
+	return filepath.Join(d.imageRoot(), "snapshots", strings.TrimPrefix(chainID, "sha256:"), "fs")
 }
