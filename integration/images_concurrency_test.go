@@ -157,8 +157,6 @@ func TestPullDeadline(t *testing.T) {
 	}
 }
 
-// blobStaller holds a registry's GETs of one blob until released, or until berthd hangs
-
 // TestImagesSurviveRestart pulls, ends berthd (SIGTERM or SIGKILL) and starts it again
 // on the same root: the image is there with the same id and names, its snapshots too.
 func TestImagesSurviveRestart(t *testing.T) {
