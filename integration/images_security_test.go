@@ -31,24 +31,23 @@ func TestCorruptBlobs(t *testing.T) {
 	reg := serveRegistry(t)
 	d := startDaemon(t, daemonOptions{})
 	good := testimages.Reg("data", 0o644, strings.Repeat("good bytes\n", 1000))
+	otherLayer := compressedLayer(t, newLayer(t, testimages.Reg("data", 0o644, "another image's layer\n")))
 	cases := []struct {
 		name    string
 		image   func(t *testing.T) v1.Image
 		corrupt corruption
 	}{{
 		name:    "layer of the right size",
-		corrupt: serveWrong(func(img v1.Image, n int) []byte { return bytes.Repeat([]byte("x"), n) }, layerBlob),
+		corrupt: serveWrong(func(n int) []byte { return bytes.Repeat([]byte("x"), n) }, layerBlob),
 	}, {
 		name:    "truncated layer",
-		corrupt: serveWrong(func(img v1.Image, n int) []byte { return []byte("short") }, layerBlob),
+		corrupt: serveWrong(func(int) []byte { return []byte("short") }, layerBlob),
 	}, {
-		name: "layer of another image",
-		corrupt: serveWrong(func(img v1.Image, n int) []byte {
-			return compressedLayer(t, newLayer(t, testimages.Reg("data", 0o644, "another image's layer\n")))
-		}, layerBlob),
+		name:    "layer of another image",
+		corrupt: serveWrong(func(int) []byte { return otherLayer }, layerBlob),
 	}, {
 		name:    "config",
-		corrupt: serveWrong(func(img v1.Image, n int) []byte { return bytes.Repeat([]byte("{"), n) }, configBlob),
+		corrupt: serveWrong(func(n int) []byte { return bytes.Repeat([]byte("{"), n) }, configBlob),
 	}, {
 		name: "layer that is not what the config's diffID says",
 		image: func(t *testing.T) v1.Image {
@@ -112,12 +111,12 @@ func configBlob(t *testing.T, img v1.Image) v1.Hash {
 // corruption makes reg serve wrong bytes for a blob of img; restore undoes it.
 type corruption func(t *testing.T, reg *testimages.Registry, img v1.Image) (restore func())
 
-// serveWrong is the corruption that serves wrong(img, real size) for the blob which picks.
-func serveWrong(wrong func(img v1.Image, n int) []byte, which func(*testing.T, v1.Image) v1.Hash) corruption {
+// serveWrong is the corruption that serves wrong(real size) for the blob which picks.
+func serveWrong(wrong func(n int) []byte, which func(*testing.T, v1.Image) v1.Hash) corruption {
 	return func(t *testing.T, reg *testimages.Registry, img v1.Image) func() {
 		h := which(t, img)
 		n := blobSize(t, img, h)
-		reg.ServeBlob(h, wrong(img, n))
+		reg.ServeBlob(h, wrong(n))
 		return func() { reg.ServeBlob(h, nil) }
 	}
 }
