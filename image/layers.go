@@ -9,6 +9,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/berth-runtime/berth/image/content"
 	"github.com/berth-runtime/berth/image/registry"
@@ -64,23 +65,26 @@ func (p *puller) fetchLayer(ctx context.Context, l store.Layer) (bool, error) {
 	if _, ok := p.s.snaps.Stat(l.ChainID); ok {
 		return false, nil
 	}
+	t := time.Now()
 	select {
 	case p.s.sem <- struct{}{}:
 		defer func() { <-p.s.sem }()
 	case <-ctx.Done():
 		return false, ctx.Err()
 	}
+	p.tm.since(phWait, t)
 	if _, ok := p.s.snaps.Stat(l.ChainID); ok {
 		return false, nil
 	}
 	err := p.src.try(ctx, "layer "+l.Digest, true, func(c *registry.Client) error {
-		return p.s.unpackLayer(ctx, c, l)
+		return p.s.unpackLayer(ctx, c, l, p.tm)
 	})
 	return true, err
 }
 
 // unpackLayer streams one layer from c into a new snapshot and commits it.
-func (s *Service) unpackLayer(ctx context.Context, c *registry.Client, l store.Layer) error {
+func (s *Service) unpackLayer(ctx context.Context, c *registry.Client, l store.Layer, tm *timings) error {
+	t := time.Now()
 	pending, err := s.snaps.Prepare()
 	if err != nil {
 		return err
@@ -91,11 +95,16 @@ func (s *Service) unpackLayer(ctx context.Context, c *registry.Client, l store.L
 		return err
 	}
 	defer rc.Close()
+	tm.since(phFetch, t)
+	t = time.Now()
 	stats, err := s.applyStream(ctx, rc, l, pending.Root())
 	if err != nil {
 		return err
 	}
+	tm.since(phUnpack, t)
+	t = time.Now()
 	_, err = pending.Commit(l.ChainID, stats.Bytes, stats.Inodes)
+	tm.since(phSnapshot, t)
 	return err
 }
 

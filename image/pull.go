@@ -35,15 +35,17 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *AuthConfig) (Image
 		return Image{}, err
 	}
 	start := time.Now()
-	img, fetched, err := s.pull(ctx, r, auth)
+	tm := new(timings)
+	img, fetched, err := s.pull(ctx, r, auth, tm)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			err = withClass(err, cerr)
 		}
 		return Image{}, fmt.Errorf("pull %s: %w", r, err)
 	}
-	s.log.Info("pulled image", "ref", r.String(), "id", img.ID, "layersFetched", fetched,
-		"duration", time.Since(start).Round(time.Millisecond))
+	attrs := append([]any{"ref", r.String(), "id", img.ID, "layersFetched", fetched,
+		"duration", time.Since(start).Round(time.Microsecond)}, tm.attrs()...)
+	s.log.Info("pulled image", attrs...)
 	return img, nil
 }
 
@@ -51,7 +53,7 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *AuthConfig) (Image
 // deletes the manifest and config blobs it stored unless something else uses them; the
 // snapshots of layers it completed stay until the next collection, so that kubelet's
 // retry of a pull that ran out of time does not fetch them again.
-func (s *Service) pull(ctx context.Context, ref reference.Reference, auth *AuthConfig) (_ Image, _ int, err error) {
+func (s *Service) pull(ctx context.Context, ref reference.Reference, auth *AuthConfig, tm *timings) (_ Image, _ int, err error) {
 	if ref.IsDigested() {
 		if img, ok := s.present(ref.String()); ok {
 			return img, 0, nil
@@ -61,7 +63,7 @@ func (s *Service) pull(ctx context.Context, ref reference.Reference, auth *AuthC
 	if err != nil {
 		return Image{}, 0, err
 	}
-	p := &puller{s: s, ref: ref, src: newSources(ref.Path, eps, s.log)}
+	p := &puller{s: s, ref: ref, src: newSources(ref.Path, eps, s.log, tm), tm: tm}
 	defer func() {
 		p.unpinAll()
 		if err != nil && p.man.Digest != "" {
@@ -71,13 +73,19 @@ func (s *Service) pull(ctx context.Context, ref reference.Reference, auth *AuthC
 	if err := p.fetchManifests(ctx); err != nil {
 		return Image{}, 0, err
 	}
+	t := time.Now()
 	if err := p.storeManifests(); err != nil {
 		return Image{}, 0, err
 	}
+	tm.since(phBlobs, t)
+	t = time.Now()
 	if img, ok, err := s.addNames(p.pm.Config.Digest, p.refs(), p.blobs()); ok || err != nil {
+		tm.since(phRecord, t)
 		return img, 0, err
 	}
+	t = time.Now()
 	cfg, err := p.fetchConfig(ctx)
+	tm.since(phConfig, t)
 	if err != nil {
 		return Image{}, 0, fmt.Errorf("config %s: %w", p.pm.Config.Digest, err)
 	}
@@ -100,7 +108,9 @@ func (s *Service) pull(ctx context.Context, ref reference.Reference, auth *AuthC
 		Config:  cfg,
 		Created: time.Now().UTC(),
 	}
+	t = time.Now()
 	img, err := s.commit(rec, p.refs())
+	tm.since(phRecord, t)
 	return img, fetched, err
 }
 
@@ -157,6 +167,7 @@ type puller struct {
 	top, man registry.Manifest // what the reference names; the image manifest (same if no index)
 	pm       parsedManifest
 	unpins   []func()
+	tm       *timings
 }
 
 func (p *puller) pin(keys ...string) { p.unpins = append(p.unpins, p.s.pin(keys...)) }
@@ -170,6 +181,7 @@ func (p *puller) unpinAll() {
 // fetchManifests finds the image manifest at the first endpoint that has it.
 func (p *puller) fetchManifests(ctx context.Context) error {
 	return p.src.try(ctx, "manifest", false, func(c *registry.Client) error {
+		defer p.tm.since(phManifest, time.Now())
 		top, err := c.Manifest(ctx, p.ref.Identifier())
 		if err != nil {
 			return err

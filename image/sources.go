@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/berth-runtime/berth/image/registry"
 )
@@ -17,6 +18,7 @@ type sources struct {
 	repo string
 	eps  []registry.Endpoint
 	log  *slog.Logger
+	tm   *timings
 
 	mu      sync.Mutex
 	primary int
@@ -24,11 +26,12 @@ type sources struct {
 	errs    []error // a failed connection is not retried within the pull
 }
 
-func newSources(repo string, eps []registry.Endpoint, log *slog.Logger) *sources {
+func newSources(repo string, eps []registry.Endpoint, log *slog.Logger, tm *timings) *sources {
 	return &sources{
 		repo:    repo,
 		eps:     eps,
 		log:     log,
+		tm:      tm,
 		clients: make([]*registry.Client, len(eps)),
 		errs:    make([]error, len(eps)),
 	}
@@ -41,6 +44,7 @@ func (s *sources) client(ctx context.Context, i int) (*registry.Client, error) {
 	if s.clients[i] != nil || s.errs[i] != nil {
 		return s.clients[i], s.errs[i]
 	}
+	defer s.tm.since(phConnect, time.Now())
 	c, err := s.eps[i].Connect(ctx, s.repo)
 	if err != nil && ctx.Err() == nil {
 		s.errs[i] = err // remember real failures only, not our own cancellation
