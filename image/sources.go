@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -12,7 +13,7 @@ import (
 )
 
 // sources are the endpoints one pull may fetch from, connected lazily and at most once
-// each. Manifests are looked up in endpoint order; blobs are fetched first from the
+// each (a connection may be one an earlier pull made, see registry.Endpoint.Connect). Manifests are looked up in endpoint order; blobs are fetched first from the
 // endpoint that served the manifest, then from the others.
 type sources struct {
 	repo string
@@ -53,6 +54,23 @@ func (s *sources) client(ctx context.Context, i int) (*registry.Client, error) {
 	return c, err
 }
 
+// reconnect replaces old, a reused client that the endpoint refused, by a freshly
+// connected one (once per pull: the new client is not Reused).
+func (s *sources) reconnect(ctx context.Context, i int, old *registry.Client) (*registry.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.clients[i] != old {
+		return s.clients[i], s.errs[i] // another request of this pull reconnected already
+	}
+	defer s.tm.since(phConnect, time.Now())
+	c, err := s.eps[i].ConnectFresh(ctx, s.repo)
+	if err != nil && ctx.Err() == nil {
+		s.errs[i] = err
+	}
+	s.clients[i] = c
+	return c, err
+}
+
 // order is the endpoint order for blobs: the primary first.
 func (s *sources) order(blobs bool) []int {
 	s.mu.Lock()
@@ -80,6 +98,12 @@ func (s *sources) try(ctx context.Context, what string, blobs bool, fn func(*reg
 		c, err := s.client(ctx, i)
 		if err == nil {
 			err = fn(c)
+			if err != nil && c.Reused() && errors.Is(err, registry.ErrUnauthorized) {
+				// A handshake made for an earlier pull may be stale: make a new one.
+				if c, err = s.reconnect(ctx, i, c); err == nil {
+					err = fn(c)
+				}
+			}
 		}
 		if err == nil {
 			if !blobs {

@@ -19,10 +19,17 @@ import (
 
 // Client talks to one endpoint about one repository. It is safe for concurrent use.
 type Client struct {
+	*conn
+	reused bool
+}
+
+// conn is a connected client, shared by every Connect that reuses it.
+type conn struct {
 	ep     Endpoint
 	repo   name.Repository
 	http   *http.Client
 	puller *remote.Puller
+	key    string
 }
 
 // Manifest is a manifest or index as the endpoint served it. Digest is computed from
@@ -33,9 +40,20 @@ type Manifest struct {
 	Digest    string
 }
 
-// Connect pings the endpoint and performs the authentication handshake for pulling
-// from repository (a path such as "library/busybox").
+// Connect returns a client for pulling from repository (a path such as
+// "library/busybox"). A client connected earlier for the same endpoint, repository and
+// credentials is reused (see cache.go for why that is safe and how long); otherwise the
+// endpoint is pinged and the authentication handshake performed.
 func (e Endpoint) Connect(ctx context.Context, repository string) (*Client, error) {
+	if c := e.cache.get(e.cacheKey(repository)); c != nil {
+		return &Client{conn: c, reused: true}, nil
+	}
+	return e.ConnectFresh(ctx, repository)
+}
+
+// ConnectFresh pings the endpoint and performs the authentication handshake, whether or
+// not a client is cached; the new client replaces the cached one.
+func (e Endpoint) ConnectFresh(ctx context.Context, repository string) (*Client, error) {
 	opts := []name.Option{name.WeakValidation}
 	if e.AllowHTTP {
 		opts = append(opts, name.Insecure)
@@ -56,7 +74,24 @@ func (e Endpoint) Connect(ctx context.Context, repository string) (*Client, erro
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e, err)
 	}
-	return &Client{ep: e, repo: repo, http: &http.Client{Transport: rt}, puller: puller}, nil
+	c := &conn{ep: e, repo: repo, http: &http.Client{Transport: rt}, puller: puller, key: e.cacheKey(repository)}
+	e.cache.put(c)
+	return &Client{conn: c}, nil
+}
+
+// Reused reports whether Connect returned a client connected by an earlier call. A
+// caller that gets ErrUnauthorized from a reused client should try ConnectFresh once:
+// the registry may have changed what it asks of us since the handshake.
+func (c *Client) Reused() bool { return c.reused }
+
+// failed drops the connection from the cache after an error that may come from the
+// connection itself, so that the next Connect starts afresh. "Not found" says nothing
+// about the connection, and the caller's own cancellation neither.
+func (c *conn) failed(ctx context.Context, err error) {
+	if err == nil || ctx.Err() != nil || errors.Is(err, errdefs.ErrNotFound) {
+		return
+	}
+	c.ep.cache.drop(c)
 }
 
 // Endpoint is the endpoint the client talks to.
@@ -73,7 +108,9 @@ func (c *Client) Manifest(ctx context.Context, identifier string) (Manifest, err
 	defer stop()
 	desc, err := c.puller.Get(wctx, ref)
 	if err != nil {
-		return Manifest{}, fmt.Errorf("%s: manifest %s: %w", c.ep, identifier, classify(ctx, wctx, err))
+		err = classify(ctx, wctx, err)
+		c.failed(ctx, err)
+		return Manifest{}, fmt.Errorf("%s: manifest %s: %w", c.ep, identifier, err)
 	}
 	return Manifest{Bytes: desc.Manifest, MediaType: string(desc.MediaType), Digest: desc.Digest.String()}, nil
 }
@@ -102,7 +139,9 @@ func (c *Client) Blob(ctx context.Context, digest string) (io.ReadCloser, error)
 	}
 	if err != nil {
 		stop()
-		return nil, fmt.Errorf("%s: blob %s: %w", c.ep, digest, classify(ctx, wctx, err))
+		err = classify(ctx, wctx, err)
+		c.failed(ctx, err)
+		return nil, fmt.Errorf("%s: blob %s: %w", c.ep, digest, err)
 	}
 	return &blobReader{body: resp.Body, ctx: ctx, wctx: wctx, kick: kick, stop: stop}, nil
 }

@@ -18,6 +18,14 @@
 // plain HTTP is never tried over HTTPS, and a redirect never downgrades HTTPS to HTTP.
 // Private (RFC 1918) addresses get no automatic plain HTTP, unlike pkg/name's default.
 //
+// # Connections
+//
+// Endpoint.Connect pings the endpoint and performs the authentication handshake, then
+// keeps the connected Client for later pulls of the same repository from the same
+// endpoint with the same credentials (at most ten minutes, dropped after any error but
+// "not found"), so that a pull costs its manifest and blob requests only. Connections
+// themselves are pooled per host by the Resolver.
+//
 // # Credentials
 //
 // The credentials of the pull request (CRI AuthConfig: username/password, base64 auth,

@@ -38,6 +38,7 @@ type Resolver struct {
 
 	mu         sync.Mutex
 	transports map[string]*http.Transport
+	clients    *clientCache
 }
 
 // New validates cfg (mirror URLs, CA files, base64 auth) and returns a Resolver. Errors
@@ -49,6 +50,7 @@ func New(cfg Config, opts Options) (*Resolver, error) {
 		mirrors:     map[string][]mirror{},
 		hosts:       map[string]Host{},
 		transports:  map[string]*http.Transport{},
+		clients:     newClientCache(),
 	}
 	for key, h := range cfg.Hosts {
 		host := upstreamHost(key)
@@ -84,8 +86,9 @@ func New(cfg Config, opts Options) (*Resolver, error) {
 	return r, nil
 }
 
-// Close releases idle connections.
+// Close forgets the connected clients and releases idle connections.
 func (r *Resolver) Close() {
+	r.clients.clear()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, t := range r.transports {
@@ -120,9 +123,11 @@ type Endpoint struct {
 	// Credentials says whose credentials are used: "request", "config" or "anonymous".
 	Credentials string
 
-	auth  authn.Authenticator
-	rt    http.RoundTripper
-	stall time.Duration
+	auth    authn.Authenticator
+	credKey string // identifies the credentials in cache keys
+	rt      http.RoundTripper
+	stall   time.Duration
+	cache   *clientCache // nil: every Connect handshakes
 }
 
 func (e Endpoint) String() string {
@@ -179,6 +184,7 @@ func (r *Resolver) endpoint(host string, plainURL, isMirror bool, req *Credentia
 		PlainHTTP: plain,
 		AllowHTTP: plain || isLoopback(host),
 		stall:     r.opts.StallTimeout,
+		cache:     r.clients,
 	}
 	creds := h.Credentials
 	ep.Credentials = "config"
@@ -192,6 +198,7 @@ func (r *Resolver) endpoint(host string, plainURL, isMirror bool, req *Credentia
 		return Endpoint{}, err
 	}
 	ep.auth = auth
+	ep.credKey = credentialKey(creds)
 	base, err := r.transport(host)
 	if err != nil {
 		return Endpoint{}, err
