@@ -44,6 +44,7 @@ const (
 type applier struct {
 	ctx   context.Context
 	root  *rootDir
+	cache dirCache // borrowed directory descriptors, see dirCache
 	opts  Options
 	stats Stats
 	// dirs holds directory modes and times, applied after the last entry because
@@ -85,6 +86,7 @@ func Apply(ctx context.Context, root string, r io.Reader, opts Options) (Stats, 
 	}
 	defer rd.close()
 	a := &applier{ctx: ctx, root: rd, opts: opts}
+	defer a.cache.close()
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -97,7 +99,9 @@ func Apply(ctx context.Context, root string, r io.Reader, opts Options) (Stats, 
 		if err != nil {
 			return a.stats, fmt.Errorf("unpack: read tar header: %w", err)
 		}
-		if err := a.apply(&entry{hdr: hdr, rel: cleanPath(hdr.Name)}, tr); err != nil {
+		err = a.apply(&entry{hdr: hdr, rel: cleanPath(hdr.Name)}, tr)
+		a.cache.release()
+		if err != nil {
 			return a.stats, err
 		}
 	}
@@ -174,7 +178,6 @@ func (a *applier) whiteout(e *entry, base string) error {
 	if err != nil {
 		return e.fail("mkdir parent", err)
 	}
-	defer unix.Close(parent)
 	if _, ok, err := lstatAt(parent, name); err != nil {
 		return e.fail("lstat", err)
 	} else if ok {
@@ -197,7 +200,6 @@ func (a *applier) opaque(e *entry, dir string) error {
 	if err != nil {
 		return e.fail("mkdir", err)
 	}
-	defer unix.Close(pfd)
 	// fsetxattr needs a real descriptor; reopening "." through the O_PATH one cannot
 	// land anywhere else.
 	fd, err := unix.Openat(pfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -280,8 +282,8 @@ func timespec(t time.Time) unix.Timespec {
 	return unix.Timespec{Sec: t.Unix(), Nsec: int64(t.Nanosecond())}
 }
 
-// parentOf returns an O_PATH descriptor of e's parent directory (created if missing)
-// and e's final component.
+// parentOf returns an O_PATH descriptor of e's parent directory (created if missing;
+// borrowed from the cache, not to be closed) and e's final component.
 func (a *applier) parentOf(e *entry) (int, string, error) {
 	dir, base := splitPath(e.rel)
 	fd, err := a.dirFD(dir)
@@ -305,7 +307,7 @@ func (a *applier) replace(e *entry, parent int, base string) (kept bool, err err
 	if isDir(&st) && e.hdr.Typeflag == tar.TypeDir {
 		return true, nil
 	}
-	if err := removeAllAt(parent, base); err != nil {
+	if err := a.removeAt(parent, base); err != nil {
 		return false, e.fail("remove existing", err)
 	}
 	return false, nil

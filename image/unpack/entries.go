@@ -18,6 +18,24 @@ import (
 // resolved inside the root, and the final component is created with O_EXCL/NOFOLLOW
 // semantics, so whatever the archive put at that name before cannot redirect the write.
 
+// create runs mk, which creates parent/base with O_EXCL semantics, and reports errors
+// as failures of op. Most names of a layer are new, so mk is tried first; only when the
+// name exists does replace look at what is there and remove it, or keep it (a directory
+// over a directory: kept is true and mk is not run again).
+func (a *applier) create(e *entry, parent int, base, op string, mk func() error) (kept bool, err error) {
+	err = mk()
+	if err == unix.EEXIST {
+		if kept, err = a.replace(e, parent, base); err != nil || kept {
+			return kept, err
+		}
+		err = mk()
+	}
+	if err != nil {
+		return false, e.fail(op, err)
+	}
+	return false, nil
+}
+
 func (a *applier) dir(e *entry) error {
 	var parent int
 	var base string
@@ -25,25 +43,19 @@ func (a *applier) dir(e *entry) error {
 	if e.rel == "" {
 		// "./": the archive describes the root itself.
 		base = "."
-		if parent, err = a.root.openDir(""); err != nil {
+		if parent, err = a.lookupDir(""); err != nil {
 			return e.fail("open root", err)
 		}
 	} else {
 		if parent, base, err = a.parentOf(e); err != nil {
 			return err
 		}
-	}
-	defer unix.Close(parent)
-	if e.rel != "" {
-		kept, err := a.replace(e, parent, base)
+		// Private until finishDirs applies the real mode.
+		kept, err := a.create(e, parent, base, "mkdir", func() error { return unix.Mkdirat(parent, base, 0o700) })
 		if err != nil {
 			return err
 		}
 		if !kept {
-			// Private until finishDirs applies the real mode.
-			if err := unix.Mkdirat(parent, base, 0o700); err != nil {
-				return e.fail("mkdir", err)
-			}
 			a.stats.Inodes++
 		}
 	}
@@ -77,13 +89,13 @@ func (a *applier) file(e *entry, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	defer unix.Close(parent)
-	if _, err := a.replace(e, parent, base); err != nil {
+	var fd int
+	_, err = a.create(e, parent, base, "create", func() (err error) {
+		fd, err = unix.Openat(parent, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		return err
-	}
-	fd, err := unix.Openat(parent, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	})
 	if err != nil {
-		return e.fail("create", err)
+		return err
 	}
 	a.stats.Inodes++
 	f := os.NewFile(uintptr(fd), e.rel)
@@ -141,14 +153,11 @@ func (a *applier) symlink(e *entry) error {
 	if err != nil {
 		return err
 	}
-	defer unix.Close(parent)
-	if _, err := a.replace(e, parent, base); err != nil {
-		return err
-	}
 	// The target is kept verbatim: it is only ever interpreted inside the container,
 	// or by our own lookups, which resolve it inside the root.
-	if err := unix.Symlinkat(e.hdr.Linkname, parent, base); err != nil {
-		return e.fail("symlink", err)
+	_, err = a.create(e, parent, base, "symlink", func() error { return unix.Symlinkat(e.hdr.Linkname, parent, base) })
+	if err != nil {
+		return err
 	}
 	a.stats.Inodes++
 	return a.finishNode(e, parent, base, false)
@@ -170,13 +179,10 @@ func (a *applier) node(e *entry) error {
 	if err != nil {
 		return err
 	}
-	defer unix.Close(parent)
-	if _, err := a.replace(e, parent, base); err != nil {
-		return err
-	}
 	dev := unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
-	if err := unix.Mknodat(parent, base, typ|perm(h), int(dev)); err != nil {
-		return e.fail("mknod", err)
+	_, err = a.create(e, parent, base, "mknod", func() error { return unix.Mknodat(parent, base, typ|perm(h), int(dev)) })
+	if err != nil {
+		return err
 	}
 	a.stats.Inodes++
 	return a.finishNode(e, parent, base, true)
@@ -191,16 +197,20 @@ func (a *applier) hardlink(e *entry) error {
 	if err != nil {
 		return err
 	}
-	defer unix.Close(parent)
 	// The target's directory is resolved inside the root like any other path, so a
 	// target such as "../../etc/passwd" or "dir-symlink-to-/etc/passwd" names a file
 	// in the root (usually a missing one), never a host file.
 	tdir, tbase := splitPath(target)
-	tparent, err := a.root.openDir(tdir)
+	tparent, err := a.lookupDir(tdir)
 	if err != nil {
 		return e.fail("link", fmt.Errorf("target %q: %w", e.hdr.Linkname, err))
 	}
-	defer unix.Close(tparent)
+	// Flags 0: a symlink target is linked itself, not followed. linkat fails when the
+	// name exists, the target is missing or is a directory; all of those take the
+	// careful path below, which explains or handles them.
+	if unix.Linkat(tparent, tbase, parent, base, 0) == nil {
+		return nil
+	}
 	tst, ok, err := lstatAt(tparent, tbase)
 	switch {
 	case err != nil:
@@ -216,7 +226,7 @@ func (a *applier) hardlink(e *entry) error {
 		if st.Dev == tst.Dev && st.Ino == tst.Ino {
 			return nil // already that inode (e.g. a link to itself)
 		}
-		if err := removeAllAt(parent, base); err != nil {
+		if err := a.removeAt(parent, base); err != nil {
 			return e.fail("remove existing", err)
 		}
 	}

@@ -99,15 +99,38 @@ func (r *rootDir) openDirFallback(rel string) (int, error) {
 	return unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 }
 
-// dirFD opens directory rel as an O_PATH descriptor, creating it and any missing
-// parents with mode 0755 when absent, as tar does for entries whose parents the
-// archive does not list.
+// dirFD returns an O_PATH descriptor of directory rel, creating it and any missing
+// parents with mode 0755 when absent, as tar does for entries whose parents the archive
+// does not list. The descriptor is borrowed from the applier's dirCache: do not close it.
 func (a *applier) dirFD(rel string) (int, error) {
-	fd, err := a.root.openDir(rel)
-	if err == nil || !errors.Is(err, unix.ENOENT) {
-		return fd, err
+	return a.cachedDir(rel, true)
+}
+
+// lookupDir is dirFD for a directory that must exist already.
+func (a *applier) lookupDir(rel string) (int, error) {
+	return a.cachedDir(rel, false)
+}
+
+func (a *applier) cachedDir(rel string, create bool) (int, error) {
+	if fd, ok := a.cache.get(rel); ok {
+		return fd, nil
 	}
-	return a.mkdirAll(rel)
+	fd, err := a.root.openDir(rel)
+	if create && errors.Is(err, unix.ENOENT) {
+		fd, err = a.mkdirAll(rel)
+	}
+	if err != nil {
+		return -1, err
+	}
+	a.cache.put(rel, fd)
+	return fd, nil
+}
+
+// removeAt removes name from dirfd with everything below it (removeAllAt). A removal
+// may change what paths resolve to, so the directory cache is emptied first.
+func (a *applier) removeAt(dirfd int, name string) error {
+	a.cache.invalidate()
+	return removeAllAt(dirfd, name)
 }
 
 // mkdirAll walks rel one component at a time from the root. A component that is a
