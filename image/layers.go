@@ -108,28 +108,58 @@ func (s *Service) unpackLayer(ctx context.Context, c *registry.Client, l store.L
 	return err
 }
 
-// applyStream is the single pass over a layer's bytes:
+// applyStream is the single pass over a layer's bytes, on two goroutines joined by a
+// pipe (see stream.go):
 //
-//	body -> Verifier (digest, size) -> Decompress -> diffID hash -> unpack.Apply
+//	producer: body -> Verifier (digest, size) -> Decompress -> pipe
+//	consumer: pipe -> diffID hash -> unpack.Apply
 //
-// After Apply it drains what the tar reader left (end-of-archive padding) through the
-// hash, and what the decompressor left through the Verifier, so both digests cover the
-// whole stream. A mismatch of either leaves the error; the caller discards the snapshot.
+// After Apply the consumer drains what the tar reader left (end-of-archive padding)
+// through the hash; after the decompressor's end the producer drains what it left
+// through the Verifier, so both digests cover the whole stream. The producer's errors
+// (a stall, a digest mismatch, corrupt compression) reach the consumer through the pipe
+// in place of the data; a consumer that fails stops the producer. Either way the
+// producer has finished before applyStream returns, so nothing reads body afterwards. A
+// mismatch of either digest leaves the error; the caller discards the snapshot.
 func (s *Service) applyStream(ctx context.Context, body io.Reader, l store.Layer, root string) (unpack.Stats, error) {
 	v, err := content.NewVerifier(body, content.Descriptor{Digest: l.Digest, Size: l.Size})
 	if err != nil {
 		return unpack.Stats{}, err
 	}
-	dr, err := unpack.Decompress(v)
-	if err != nil {
-		return unpack.Stats{}, rootCause(err, v)
-	}
+	p := newPipe()
+	produced := make(chan error, 1)
+	go func() {
+		err := produce(v, p)
+		p.closeWrite(err)
+		produced <- err
+	}()
 	h := sha256.New()
-	tr := io.TeeReader(dr, h)
+	tr := io.TeeReader(p, h)
 	stats, err := unpack.Apply(ctx, root, tr, unpack.Options{MaxSize: s.cfg.MaxLayerSize})
 	if err == nil {
 		_, err = io.Copy(io.Discard, tr)
 	}
+	p.stop()
+	if perr := <-produced; perr != nil && !errors.Is(perr, errPipeStopped) {
+		err = perr // the root: what the consumer saw of it is an echo or a consequence
+	}
+	if err != nil {
+		return stats, rootCause(err, v)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != l.DiffID {
+		return stats, withClass(fmt.Errorf("diffID mismatch: the image config says %s, the layer's content is %s", l.DiffID, got), errdefs.ErrDataLoss)
+	}
+	return stats, nil
+}
+
+// produce decompresses v into p, then reads what the decompressor left of v and checks
+// its digest and size.
+func produce(v *content.Verifier, p *pipe) error {
+	dr, err := unpack.Decompress(v)
+	if err != nil {
+		return err
+	}
+	err = p.fill(dr)
 	if cerr := dr.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -139,13 +169,7 @@ func (s *Service) applyStream(ctx context.Context, body io.Reader, l store.Layer
 	if err == nil {
 		err = v.Verified()
 	}
-	if err != nil {
-		return stats, rootCause(err, v)
-	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != l.DiffID {
-		return stats, withClass(fmt.Errorf("diffID mismatch: the image config says %s, the layer's content is %s", l.DiffID, got), errdefs.ErrDataLoss)
-	}
-	return stats, nil
+	return err
 }
 
 // rootCause picks the error that explains a failed layer stream. Damaged bytes usually

@@ -1,0 +1,82 @@
+package image
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"testing"
+	"testing/iotest"
+	"time"
+)
+
+// runPipe feeds src through a pipe from a producer goroutine and returns the pipe and
+// the channel the producer's fill result arrives on.
+func runPipe(src io.Reader, tail error) (*pipe, chan error) {
+	p := newPipe()
+	done := make(chan error, 1)
+	go func() {
+		err := p.fill(src)
+		if err == nil {
+			err = tail
+		}
+		p.closeWrite(err)
+		done <- err
+	}()
+	return p, done
+}
+
+func TestPipeCarriesEverything(t *testing.T) {
+	data := make([]byte, 5*pipeChunk+123)
+	for i := range data {
+		data[i] = byte(rand.IntN(256))
+	}
+	for _, size := range []int{0, 1, 1000, pipeChunk, len(data)} {
+		p, done := runPipe(iotest.HalfReader(bytes.NewReader(data[:size])), nil)
+		got, err := io.ReadAll(iotest.OneByteReader(p))
+		if err != nil || !bytes.Equal(got, data[:size]) {
+			t.Errorf("size %d: read %d bytes, %v", size, len(got), err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("size %d: producer: %v", size, err)
+		}
+	}
+}
+
+func TestPipeErrorFollowsTheData(t *testing.T) {
+	boom := errors.New("boom")
+	// An error of the source, after some data.
+	p, _ := runPipe(io.MultiReader(bytes.NewReader([]byte("abc")), iotest.ErrReader(boom)), nil)
+	got, err := io.ReadAll(p)
+	if string(got) != "abc" || !errors.Is(err, boom) {
+		t.Errorf("read %q, %v; want abc then boom", got, err)
+	}
+	// An error the producer finds after the source's end (a digest mismatch).
+	p, _ = runPipe(bytes.NewReader([]byte("abc")), boom)
+	got, err = io.ReadAll(p)
+	if string(got) != "abc" || !errors.Is(err, boom) {
+		t.Errorf("read %q, %v; want abc then boom", got, err)
+	}
+}
+
+func TestPipeStopReleasesProducer(t *testing.T) {
+	// An endless source: the producer fills the queue and blocks until stop.
+	p, done := runPipe(iotest.HalfReader(zeroes{}), nil)
+	if _, err := io.ReadFull(p, make([]byte, 3*pipeChunk)); err != nil {
+		t.Fatal(err)
+	}
+	p.stop()
+	p.stop()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errPipeStopped) {
+			t.Errorf("producer returned %v, want errPipeStopped", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("producer still running after stop")
+	}
+}
+
+type zeroes struct{}
+
+func (zeroes) Read(p []byte) (int, error) { clear(p); return len(p), nil }
