@@ -55,12 +55,16 @@ func NewEnv(t testing.TB, runtime string) *Env {
 // CgroupsPath is the linux.cgroupsPath for container id (cgroupfs driver).
 func (e *Env) CgroupsPath(id string) string { return e.CgroupParent + "/" + id }
 
+// ociVersion is the spec version test bundles declare: the oldest the supported
+// runtimes share (crun 1.8 refuses the 1.3.0 of the specs-go this module uses).
+const ociVersion = "1.0.2"
+
 // Spec is a minimal OCI spec for a test container: args run as root from rootfs (an
 // absolute path, mounted read-only) in new PID, IPC, UTS, mount and network namespaces,
 // with /proc and a tmpfs /dev, no capabilities, and its cgroup under the Env's parent.
 func (e *Env) Spec(id, rootfs string, args ...string) *specs.Spec {
 	return &specs.Spec{
-		Version: specs.Version,
+		Version: ociVersion,
 		Process: &specs.Process{
 			Args:            args,
 			Cwd:             "/",

@@ -64,8 +64,10 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 const failingScript = `#!/bin/sh
 # OCI runtime wrapper made by runtimetest.FailingRuntime: injects a failure.
 real=%s
-fail_on="${BERTH_FAIL_ON:-%s}"
-mode="${BERTH_FAIL_MODE:-%s}"
+fail_on=%s
+mode=%s
+fail_on="${BERTH_FAIL_ON:-$fail_on}"
+mode="${BERTH_FAIL_MODE:-$mode}"
 log=
 sub=
 for arg in "$@"; do
