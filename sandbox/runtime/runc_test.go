@@ -15,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/internal/oomscore"
 	"github.com/berth-runtime/berth/sandbox/pause"
 	"github.com/berth-runtime/berth/sandbox/runtime"
 	"github.com/berth-runtime/berth/sandbox/runtime/runtimetest"
@@ -291,4 +292,35 @@ func TestRunningPauseListedOnce(t *testing.T) {
 		}
 	}
 	f.requireClean(t)
+}
+
+// TestOOMScoreClamp: where berthd lacks CAP_SYS_RESOURCE, a spec asking for a lower
+// oom_score_adj than berthd's fails in runc, and oomscore.Clamp's value works.
+func TestOOMScoreClamp(t *testing.T) {
+	f := newFixture(t, "runc", "")
+	ctx := context.Background()
+	withScore := func(score int) func(*specs.Spec) {
+		return func(s *specs.Spec) { s.Process.OOMScoreAdj = &score }
+	}
+	if oomscore.RestrictionReason() != "" {
+		_, err := f.rt.Run(ctx, "too-low", runtime.CreateOptions{Bundle: f.bundle("too-low", withScore(-999))})
+		if err == nil {
+			t.Fatal("runc lowered oom_score_adj without CAP_SYS_RESOURCE")
+		}
+		t.Logf("unclamped: %v", err)
+		f.requireClean(t)
+	}
+	want := oomscore.Clamp(-999)
+	pid, err := f.rt.Run(ctx, "clamped", runtime.CreateOptions{Bundle: f.bundle("clamped", withScore(want))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.rt.Delete(ctx, "clamped", true)
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/oom_score_adj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(data)); got != strconv.Itoa(want) {
+		t.Errorf("oom_score_adj %s, want %d", got, want)
+	}
 }
