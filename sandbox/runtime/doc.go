@@ -1,4 +1,48 @@
 // Package runtime drives an OCI runtime binary (runc, crun, or any runtime that speaks
 // the runc command line). It execs the binary; it never links libcontainer, so berth
-// works with whatever version the node has and learns what it supports by asking it.
+// works with whatever version the node has and learns what it supports by asking it
+// (Probe).
+//
+// # The driver
+//
+// A Runtime is one handler: a name, an executable, a state root (--root) and the cgroup
+// driver flag. Each method is one runtime call: Run (`run --detach`, create and start in
+// one exec, the fast path for a pod's infra process), Create, Start, Kill, Delete,
+// State, Update and List. Only the command line that runc and crun share is used, and
+// global options are spelled --option=value.
+//
+// Every call gets its own scratch directory holding the runtime's log (--log,
+// --log-format=json). When a call fails, the last error entry of that log (else the
+// runtime's stderr) becomes the Message of an *Error that names the runtime, the
+// operation and the container, and matches an errdefs class with errors.Is:
+// ErrNotFound for an absent container (runc's "does not exist", crun's missing status
+// file, or simply no <root>/<id>), ErrAlreadyExists, ErrFailedPrecondition (wrong
+// state), ErrInvalidArgument for requests that never reached the runtime. It also
+// matches context.DeadlineExceeded or context.Canceled when ctx ended the call.
+//
+// # Contracts the pod code relies on
+//
+//   - Idempotent teardown: Kill of an absent or stopped container and Delete of an
+//     absent one return nil; State of an absent one is ErrNotFound.
+//   - No pipes held: Run and Create hand the runtime, and through it the container, the
+//     given files or /dev/null; berthd never has to drain a container's output, and the
+//     runtime's exit (after `--detach` start, or create) ends the call.
+//   - Cancellation: the end of ctx kills the runtime process (SIGKILL to it alone; the
+//     container is not signalled).
+//   - A failed Run or Create leaves nothing: before returning its error it deletes the
+//     container (forcibly, under a fresh context bounded by 30 s), removes a state
+//     directory left without state by a runtime killed half-way, and removes the
+//     container's cgroup if it is empty (cgroupfs driver, absolute cgroupsPath). The
+//     caller only undoes what it made itself (bundle, mounts). Exception: a failure
+//     matching ErrAlreadyExists touches nothing, as the container is someone else's.
+//   - Calls on one container id must not race; above all Delete must not run while a
+//     Create or Run of the same id is in flight.
+//
+// # Failure injection
+//
+// runtimetest.FailingRuntime writes a wrapper script to use as Path (or as a handler's
+// path in berthd's configuration) that fails or hangs one subcommand, before or after
+// running the real one, with no change to berth's code. runtimetest.Env gives a test
+// its own state root and cgroup parent, a minimal container spec, and removes every
+// container and cgroup left when the test ends.
 package runtime
