@@ -37,8 +37,8 @@ type CreateOptions struct {
 	// Bundle is the directory holding config.json (and rootfs unless spec.root.path is
 	// absolute). Made absolute if relative.
 	Bundle string
-	// PidFile is written by the runtime with the container's pid; empty: a temporary
-	// file (Run and Create return the pid either way).
+	// PidFile is written by the runtime with the container's pid (made absolute if
+	// relative); empty: a temporary file (Run and Create return the pid either way).
 	PidFile string
 	// Stdin, Stdout and Stderr become the container process's stdio; nil: /dev/null.
 	// They are handed over as they are: berthd holds no pipe to the container.
@@ -103,17 +103,17 @@ func (r *Runtime) launch(ctx context.Context, op, id string, o CreateOptions) (i
 		return 0, r.fail(ctx, c, "bundle", err)
 	}
 	if _, err := os.Lstat(r.stateDir(id)); err == nil {
-		e := r.fail(ctx, c, "container already exists", nil)
-		e.Class = errdefs.ErrAlreadyExists
-		return 0, e
+		return 0, r.fail(ctx, c, "container already exists", nil) // classified as such
 	}
 	if c.scratch, err = scratchDir(); err != nil {
 		return 0, r.fail(ctx, c, "", err)
 	}
 	defer os.RemoveAll(c.scratch)
-	pidFile := o.PidFile
-	if pidFile == "" {
-		pidFile = filepath.Join(c.scratch, "pid")
+	pidFile := filepath.Join(c.scratch, "pid")
+	if o.PidFile != "" {
+		if pidFile, err = filepath.Abs(o.PidFile); err != nil {
+			return 0, r.fail(ctx, c, "pid file", err)
+		}
 	}
 	c.args = []string{op, "--bundle=" + bundle, "--pid-file=" + pidFile}
 	if op == "run" {
