@@ -45,6 +45,35 @@
 // that ran out of time does not start from zero, and leaves nothing half-made: a layer
 // becomes a snapshot only by a rename after verification.
 //
+// A layer's bytes are decompressed on a goroutine of their own, ahead of the unpack that
+// creates the files, so that inflating and system calls overlap. Connections to an
+// endpoint (ping, authentication handshake) are reused across pulls (package registry).
+//
+// # Durability
+//
+// A crash at any point leaves, once New has run, either no image or a whole one: no
+// record ever names a missing or partial snapshot or blob. The order that guarantees it:
+//
+//  1. Blobs are written to a temporary file and renamed into place; layers are unpacked
+//     into a temporary directory, verified (digest and diffID), given their info.json
+//     and renamed into place. None of this is flushed one by one (the content store
+//     and the snapshotter defer their syncs). Large files are handed to the kernel's
+//     writeback as soon as they are written, so the flush below mostly finds them on
+//     disk already.
+//  2. Before the metadata transaction that records the image (or adds names and blobs
+//     to one), one syncfs of the image root's filesystem makes every write completed so
+//     far durable: file data, inodes and the renames. Concurrent pulls share it, and a
+//     pull that wrote nothing new needs none (see syncer).
+//  3. The record is committed (bbolt, which fsyncs).
+//
+// A crash before 3 leaves blobs and snapshots that no durable record names; after the
+// crash they may be damaged (empty files, a truncated info.json), since they were never
+// flushed. New deletes every snapshot and blob that no record or lease names before it
+// serves anything, so none of them is ever used. Within a running service they are
+// whole, and a later pull that uses them flushes them before its own record. This is one
+// syncfs per pull instead of one per layer plus an fsync per blob and directory; it
+// flushes the whole filesystem, like the per-layer syncfs it replaces.
+//
 // # Remove and references
 //
 // Remove follows the CRI (and critest): removing an image by any of its names or its ID

@@ -103,9 +103,12 @@ func (s *Service) unpackLayer(ctx context.Context, c *registry.Client, l store.L
 	}
 	tm.since(phUnpack, t)
 	t = time.Now()
-	_, err = pending.Commit(l.ChainID, stats.Bytes, stats.Inodes)
+	if _, err = pending.Commit(l.ChainID, stats.Bytes, stats.Inodes); err != nil {
+		return err
+	}
+	s.sync.wrote() // durable before the record of any image using it, see syncer
 	tm.since(phSnapshot, t)
-	return err
+	return nil
 }
 
 // applyStream is the single pass over a layer's bytes, on two goroutines joined by a
@@ -135,7 +138,7 @@ func (s *Service) applyStream(ctx context.Context, body io.Reader, l store.Layer
 	}()
 	h := sha256.New()
 	tr := io.TeeReader(p, h)
-	stats, err := unpack.Apply(ctx, root, tr, unpack.Options{MaxSize: s.cfg.MaxLayerSize})
+	stats, err := unpack.Apply(ctx, root, tr, unpack.Options{MaxSize: s.cfg.MaxLayerSize, Writeback: true})
 	if err == nil {
 		_, err = io.Copy(io.Discard, tr)
 	}

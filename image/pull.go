@@ -79,7 +79,7 @@ func (s *Service) pull(ctx context.Context, ref reference.Reference, auth *AuthC
 	}
 	tm.since(phBlobs, t)
 	t = time.Now()
-	if img, ok, err := s.addNames(p.pm.Config.Digest, p.refs(), p.blobs()); ok || err != nil {
+	if img, ok, err := s.addNames(p.pm.Config.Digest, p.refs(), p.blobs(), tm); ok || err != nil {
 		tm.since(phRecord, t)
 		return img, 0, err
 	}
@@ -109,6 +109,11 @@ func (s *Service) pull(ctx context.Context, ref reference.Reference, auth *AuthC
 		Created: time.Now().UTC(),
 	}
 	t = time.Now()
+	if err := s.sync.durable(); err != nil {
+		return Image{}, fetched, err
+	}
+	tm.since(phSync, t)
+	t = time.Now()
 	img, err := s.commit(rec, p.refs())
 	tm.since(phRecord, t)
 	return img, fetched, err
@@ -128,7 +133,16 @@ func (s *Service) present(ref string) (Image, bool) {
 }
 
 // addNames records refs and blobs for the image id if it is present and complete.
-func (s *Service) addNames(id string, refs, blobs []string) (Image, bool, error) {
+func (s *Service) addNames(id string, refs, blobs []string, tm *timings) (Image, bool, error) {
+	if _, ok := s.meta.Image(id); !ok {
+		return Image{}, false, nil
+	}
+	// The blobs may be new (a manifest this pull stored): durable before the record.
+	t := time.Now()
+	if err := s.sync.durable(); err != nil {
+		return Image{}, false, err
+	}
+	tm.since(phSync, t)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec, ok := s.meta.Image(id)
@@ -142,7 +156,8 @@ func (s *Service) addNames(id string, refs, blobs []string) (Image, bool, error)
 	return s.toImage(rec), true, nil
 }
 
-// commit stores a pulled image. Its parts are pinned by the pull, so they are there.
+// commit stores a pulled image. Its parts are pinned by the pull, so they are there, and
+// the caller made them durable (syncer.durable) after they were written.
 func (s *Service) commit(rec store.Image, refs []string) (Image, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -248,6 +263,7 @@ func (p *puller) storeManifests() error {
 		if err := p.s.content.Put(d, bytes.NewReader(m.Bytes)); err != nil {
 			return err
 		}
+		p.s.sync.wrote()
 	}
 	return nil
 }
@@ -266,7 +282,11 @@ func (p *puller) fetchConfig(ctx context.Context) ([]byte, error) {
 					return err
 				}
 				defer rc.Close()
-				return p.s.content.Put(d, rc)
+				if err := p.s.content.Put(d, rc); err != nil {
+					return err
+				}
+				p.s.sync.wrote()
+				return nil
 			})
 		})
 		if err != nil {

@@ -32,6 +32,7 @@ type Service struct {
 	meta     *store.Store
 	sem      chan struct{} // global bound on layer downloads
 	flights  flightGroup
+	sync     *syncer // makes blobs and snapshots durable before records rely on them
 
 	mu   sync.Mutex
 	pins map[string]int // chain IDs and blob digests that pulls in progress rely on
@@ -103,6 +104,10 @@ func (s *Service) open(dial registry.DialFunc) error {
 	if s.snaps, err = snapshot.Open(s.cfg.Root, s.log); err != nil {
 		return err
 	}
+	// Blobs and snapshots are flushed once per pull, before the image record: see syncer.
+	s.content.DeferSync()
+	s.snaps.DeferSync()
+	s.sync = newSyncer(s.cfg.Root)
 	s.meta, err = store.Open(filepath.Join(s.cfg.Root, "metadata.db"), s.log)
 	return err
 }

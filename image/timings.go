@@ -18,12 +18,13 @@ const (
 	phWait                  // layers: waiting for the download bound or another pull's download
 	phFetch                 // layers: until the response headers arrived
 	phUnpack                // layers: streaming through verification, decompression and unpack
-	phSnapshot              // layers: snapshot commit (data flushed, renamed into place)
+	phSnapshot              // layers: snapshot commit (info.json, rename into place)
+	phSync                  // making what the pull wrote durable (syncfs)
 	phRecord                // the metadata transaction recording the image
 	numPhases
 )
 
-var phaseNames = [numPhases]string{"connect", "manifest", "config", "blobs", "wait", "fetch", "unpack", "snapshot", "record"}
+var phaseNames = [numPhases]string{"connect", "manifest", "config", "blobs", "wait", "fetch", "unpack", "snapshot", "sync", "record"}
 
 // timings sums the time a pull spends in each phase. Layers run in parallel, so their
 // phases add up across layers and may exceed the pull's duration. Safe for concurrent

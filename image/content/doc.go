@@ -4,7 +4,8 @@
 // A blob is written through a Writer that hashes and counts the bytes as they stream in
 // to a temporary file under <root>/content/ingest, then fsyncs and renames it into place
 // only when digest and size both match; a mismatch leaves nothing behind and the error
-// names both digests. Leftovers of an interrupted write are removed when the store opens.
+// names both digests. With DeferSync (the image service) the fsyncs are left to the
+// caller, who flushes the filesystem once before recording what uses the blob. Leftovers of an interrupted write are removed when the store opens.
 // The same check is available on its own as a Verifier wrapping any reader.
 //
 // What lives here: manifests, image indexes and image configs, the small JSON documents

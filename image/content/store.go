@@ -20,9 +20,19 @@ type Store struct {
 	blobs  string // <root>/content/blobs/sha256
 	ingest string // <root>/content/ingest
 
+	deferSync bool // see DeferSync
+
 	mu    sync.Mutex
 	sizes map[string]int64
 }
+
+// DeferSync makes Put and Writer.Commit skip their fsyncs (the blob's and its
+// directory's): a committed blob is then complete for every reader at once, but durable
+// only once the caller flushed the filesystem (syncfs). The caller must do that before it
+// records anything that relies on the blob, and must treat a blob nothing durable refers
+// to as possibly damaged after a crash (the image service deletes those when it starts).
+// Call it right after Open.
+func (s *Store) DeferSync() { s.deferSync = true }
 
 // Info describes one stored blob.
 type Info struct {

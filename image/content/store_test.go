@@ -263,3 +263,29 @@ func TestVerifier(t *testing.T) {
 		})
 	}
 }
+
+func TestPutDeferredSync(t *testing.T) {
+	s, root := open(t)
+	s.DeferSync()
+	b := []byte(`{"deferred":true}`)
+	d := Descriptor{Digest: digestOf(b), Size: int64(len(b))}
+	if err := s.Put(d, bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ReadAll(d.Digest); err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("ReadAll = %q, %v", got, err)
+	}
+	if err := s.Put(Descriptor{Digest: d.Digest, Size: 3}, bytes.NewReader(b)); !errors.Is(err, ErrDigestMismatch) {
+		t.Errorf("mismatched Put = %v", err)
+	}
+	if n := len(ingestEntries(t, root)); n != 0 {
+		t.Errorf("%d temporary files left", n)
+	}
+	reopened, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes, n := reopened.Usage(); bytes != int64(len(b)) || n != 1 {
+		t.Errorf("after reopen Usage = %d bytes in %d blobs", bytes, n)
+	}
+}

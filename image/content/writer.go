@@ -54,8 +54,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Commit verifies the blob and moves it into the store. The Writer is closed afterwards
-// whatever the outcome.
+// Commit verifies the blob and moves it into the store, durably unless the store defers
+// syncs (DeferSync). The Writer is closed afterwards whatever the outcome.
 func (w *Writer) Commit() error {
 	if w.closed {
 		return errors.New("content writer: commit after close")
@@ -68,8 +68,10 @@ func (w *Writer) Commit() error {
 		return err
 	}
 	digest := w.d.expected.Digest
-	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("blob %s: %w", digest, err)
+	if !w.s.deferSync {
+		if err := w.f.Sync(); err != nil {
+			return fmt.Errorf("blob %s: %w", digest, err)
+		}
 	}
 	if err := w.f.Close(); err != nil {
 		return fmt.Errorf("blob %s: %w", digest, err)
@@ -80,6 +82,9 @@ func (w *Writer) Commit() error {
 	}
 	w.f = nil
 	w.s.added(digest, w.d.n)
+	if w.s.deferSync {
+		return nil
+	}
 	return syncDir(filepath.Dir(target))
 }
 

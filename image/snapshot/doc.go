@@ -12,7 +12,10 @@
 //
 // A snapshot is unpacked into a Pending directory under tmp/ and appears under its
 // chain ID only by a rename, after the caller verified what it unpacked, the data was
-// flushed (syncfs) and info.json written: a snapshot is either whole or absent. Removal
+// flushed (syncfs) and info.json written: a snapshot is either whole or absent. With
+// DeferSync (the image service) the flush is the caller's, done once for a whole pull:
+// a snapshot is then whole in the running system, and after a crash possibly damaged
+// unless the caller flushed it before recording it anywhere. Removal
 // is the same in reverse: a rename into tmp/ takes it away at once, the slow recursive
 // delete happens afterwards. Open removes whatever tmp/ holds (pulls and removals that
 // a crash interrupted).

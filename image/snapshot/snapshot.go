@@ -44,9 +44,18 @@ type Snapshotter struct {
 	tmp string // <root>/snapshots/tmp
 	log *slog.Logger
 
+	deferSync bool // see DeferSync
+
 	mu    sync.Mutex
 	infos map[string]Info
 }
+
+// DeferSync makes Commit skip its syncfs and the fsync of the snapshots directory: a
+// committed snapshot is then whole for every reader at once, but durable only once the
+// caller flushed the filesystem. The caller must do that before it records anything that
+// relies on the snapshot, and must remove the snapshots that nothing durable refers to
+// when it starts (after a crash they may be partial). Call it right after Open.
+func (s *Snapshotter) DeferSync() { s.deferSync = true }
 
 // Open loads the snapshots under <root>/snapshots, creating the directories if needed.
 // It removes the leftovers of interrupted unpacks and removals, and any snapshot
@@ -227,9 +236,9 @@ func (p *Pending) Abort() error {
 }
 
 // Commit makes the pending snapshot the snapshot of chainID, recording size and inodes
-// (as unpack counted them). The data is flushed to disk first. If the snapshot already
-// exists (another pull committed it meanwhile) the pending one is discarded and the
-// existing Info returned.
+// (as unpack counted them). The data is flushed to disk first unless the snapshotter
+// defers syncs (DeferSync). If the snapshot already exists (another pull committed it
+// meanwhile) the pending one is discarded and the existing Info returned.
 func (p *Pending) Commit(chainID string, size, inodes int64) (Info, error) {
 	if err := validate(chainID); err != nil {
 		return Info{}, err
@@ -252,6 +261,10 @@ func (p *Pending) Commit(chainID string, size, inodes int64) (Info, error) {
 		return Info{}, fmt.Errorf("committing snapshot %s: %w", chainID, err)
 	}
 	p.dir = ""
+	if s.deferSync {
+		s.infos[chainID] = info
+		return info, nil
+	}
 	if err := syncDir(s.dir); err != nil {
 		// The rename happened; a crash may forget it, which only costs a re-fetch.
 		s.log.Warn("fsync of the snapshots directory failed", "error", err)
@@ -260,8 +273,9 @@ func (p *Pending) Commit(chainID string, size, inodes int64) (Info, error) {
 	return info, nil
 }
 
-// flush writes info.json and makes everything below the pending directory durable.
-// syncfs flushes the whole filesystem in one call, far cheaper than an fsync per file.
+// flush writes info.json and, unless syncs are deferred, makes everything below the
+// pending directory durable. syncfs flushes the whole filesystem in one call, far
+// cheaper than an fsync per file.
 func (p *Pending) flush(info Info) error {
 	b, err := json.Marshal(info)
 	if err != nil {
@@ -269,6 +283,9 @@ func (p *Pending) flush(info Info) error {
 	}
 	if err := os.WriteFile(filepath.Join(p.dir, infoFile), b, 0o600); err != nil {
 		return err
+	}
+	if p.s.deferSync {
+		return nil
 	}
 	d, err := os.Open(p.dir)
 	if err != nil {

@@ -216,3 +216,24 @@ func TestConcurrentCommitSameChain(t *testing.T) {
 		t.Errorf("content = %q, %v", got, err)
 	}
 }
+
+// TestCommitDeferredSync: without the flush a commit is the same to every reader, and
+// the snapshot is found again by Open (in the absence of a crash).
+func TestCommitDeferredSync(t *testing.T) {
+	root := t.TempDir()
+	s := open(t, root)
+	s.DeferSync()
+	a := id("a")
+	if info := commitFile(t, s, a, "hello"); info.Size != 5 || info.ChainID != a {
+		t.Errorf("Info = %+v", info)
+	}
+	if got, err := os.ReadFile(filepath.Join(s.Path(a), "f")); err != nil || string(got) != "hello" {
+		t.Errorf("snapshot content = %q, %v", got, err)
+	}
+	if n := tmpEntries(t, root); n != 0 {
+		t.Errorf("%d entries left in tmp", n)
+	}
+	if info, ok := open(t, root).Stat(a); !ok || info.Size != 5 {
+		t.Errorf("after reopening: %+v, %v", info, ok)
+	}
+}

@@ -124,6 +124,10 @@ func (a *applier) fill(e *entry, f *os.File, fd int, r io.Reader) error {
 	if err != nil {
 		return e.fail("write", err)
 	}
+	if a.opts.Writeback && n >= WritebackMin {
+		// A hint: an error here only means the data goes to disk later, at the flush.
+		_ = unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	}
 	if err := unix.Fchown(fd, e.hdr.Uid, e.hdr.Gid); err != nil {
 		return e.fail("chown", err)
 	}

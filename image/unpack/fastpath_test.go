@@ -1,7 +1,12 @@
 package unpack
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -91,4 +96,24 @@ func TestExistingNames(t *testing.T) {
 			sameAs: fmt.Sprintf("many/%d/f", (i+1)%(2*maxCachedDirs+3))})
 	}
 	s.check(t)
+}
+
+// TestWriteback: starting the writeback early changes nothing about what is written.
+func TestWriteback(t *testing.T) {
+	s := newSandbox(t)
+	big := strings.Repeat("0123456789abcdef", WritebackMin/16+100)
+	layer := buildTar(t, fileEnt("big", big, 0o644), fileEnt("small", "s", 0o600))
+	st, err := Apply(context.Background(), s.root, bytes.NewReader(layer), Options{Writeback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Bytes != int64(len(big))+1 {
+		t.Errorf("Stats.Bytes = %d", st.Bytes)
+	}
+	if got, err := os.ReadFile(filepath.Join(s.root, "big")); err != nil || string(got) != big {
+		t.Errorf("big: %d bytes, %v", len(got), err)
+	}
+	if got, err := os.ReadFile(filepath.Join(s.root, "small")); err != nil || string(got) != "s" {
+		t.Errorf("small: %q, %v", got, err)
+	}
 }
