@@ -14,17 +14,23 @@ import (
 // concurrent pulls.
 //
 // The content store and the snapshotter defer their syncs (DeferSync): a blob or a
-// snapshot is renamed into place complete but not yet durable, and the writer calls
-// wrote. Before the service commits an image record it calls durable, which returns
-// once every write completed before the call is on disk: one syncfs, unless another
-// caller's syncfs that started after those writes already covered them, or nothing was
-// written since the last one. syncfs flushes the file data, inodes and directory
-// entries (the renames included) of the whole filesystem and its journal, so one call
-// covers every layer and blob of every pull in progress.
+// snapshot is renamed into place complete but not yet durable, through publish, which
+// counts it. Before the service commits an image record it calls durable, which returns
+// once everything published (visible) before the call is on disk: one syncfs, unless
+// another caller's syncfs that started after those publications already covered them,
+// or nothing was published since the last one. syncfs flushes the file data, inodes and
+// directory entries (the renames included) of the whole filesystem and its journal, so
+// one call covers every layer and blob of every pull in progress.
+//
+// A pull may rely on a blob or snapshot another pull published (it found it present),
+// so "published before the call" must include everything any caller can have seen: the
+// rename and its count happen together under vis (shared), and durable reads the count
+// under vis (exclusive), so no publication can be visible yet uncounted.
 type syncer struct {
 	root    string
-	written atomic.Uint64 // writes completed, counted
-	synced  atomic.Uint64 // writes known durable (a value of written)
+	vis     sync.RWMutex  // publish (shared) against durable reading written (exclusive)
+	written atomic.Uint64 // publications, counted
+	synced  atomic.Uint64 // publications known durable (a value of written)
 	mu      sync.Mutex    // one flush at a time; waiters then find it done
 	flush   func() error  // syncfs of root; tests count the calls
 	flushes atomic.Int64
@@ -36,12 +42,20 @@ func newSyncer(root string) *syncer {
 	return s
 }
 
-// wrote records a completed write that is not durable yet.
-func (s *syncer) wrote() { s.written.Add(1) }
+// publish runs commit, which makes a written blob or snapshot visible (a rename), and
+// counts it as not durable yet. A failed commit is counted too: it may have renamed.
+func (s *syncer) publish(commit func() error) error {
+	s.vis.RLock()
+	defer s.vis.RUnlock()
+	defer s.written.Add(1)
+	return commit()
+}
 
-// durable returns once every write recorded before the call is durable.
+// durable returns once everything published before the call is durable.
 func (s *syncer) durable() error {
+	s.vis.Lock() // wait for publications whose rename is done but not yet counted
 	target := s.written.Load()
+	s.vis.Unlock()
 	if s.synced.Load() >= target {
 		return nil
 	}

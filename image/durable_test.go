@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestSyncerCoalesces(t *testing.T) {
@@ -24,15 +26,16 @@ func TestSyncerCoalesces(t *testing.T) {
 	if err := s.durable(); err != nil || calls != 0 {
 		t.Fatalf("durable with nothing written: %v, %d flushes", err, calls)
 	}
-	s.wrote()
-	s.wrote()
+	wrote := func() { s.publish(func() error { return nil }) }
+	wrote()
+	wrote()
 	if err := s.durable(); err != nil || calls != 1 {
 		t.Fatalf("durable after two writes: %v, %d flushes, want 1", err, calls)
 	}
 	if err := s.durable(); err != nil || calls != 1 {
 		t.Fatalf("durable again: %v, %d flushes, want still 1", err, calls)
 	}
-	s.wrote()
+	wrote()
 	fail = true
 	if err := s.durable(); err == nil {
 		t.Fatal("a failed flush reported success")
@@ -42,7 +45,7 @@ func TestSyncerCoalesces(t *testing.T) {
 		t.Fatalf("durable after a failed flush: %v, %d flushes, want a retry", err, calls)
 	}
 	// Concurrent callers after one write: the first flushes, the others find it done.
-	s.wrote()
+	wrote()
 	calls = 0
 	var mu sync.Mutex
 	s.flush = func() error { mu.Lock(); calls++; mu.Unlock(); return nil }
@@ -57,6 +60,32 @@ func TestSyncerCoalesces(t *testing.T) {
 	wg.Wait()
 	if calls != 1 {
 		t.Errorf("%d flushes for 8 concurrent callers after one write, want 1", calls)
+	}
+}
+
+// TestDurableWaitsForPublication: a blob another pull renamed into place but has not
+// counted yet is visible, so durable must not return before it is counted and flushed.
+func TestDurableWaitsForPublication(t *testing.T) {
+	s := newSyncer(t.TempDir())
+	var flushes atomic.Int32
+	s.flush = func() error { flushes.Add(1); return nil }
+	renamed, release := make(chan struct{}), make(chan struct{})
+	go s.publish(func() error {
+		close(renamed) // visible from here on
+		<-release
+		return nil
+	})
+	<-renamed
+	done := make(chan error)
+	go func() { done <- s.durable() }()
+	select {
+	case <-done:
+		t.Fatal("durable returned while a visible publication was not counted")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-done; err != nil || flushes.Load() != 1 {
+		t.Fatalf("durable = %v after %d flushes, want one flush", err, flushes.Load())
 	}
 }
 

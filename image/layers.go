@@ -103,12 +103,13 @@ func (s *Service) unpackLayer(ctx context.Context, c *registry.Client, l store.L
 	}
 	tm.since(phUnpack, t)
 	t = time.Now()
-	if _, err = pending.Commit(l.ChainID, stats.Bytes, stats.Inodes); err != nil {
+	// Published through the syncer: durable before the record of any image using it.
+	err = s.sync.publish(func() error {
+		_, err := pending.Commit(l.ChainID, stats.Bytes, stats.Inodes)
 		return err
-	}
-	s.sync.wrote() // durable before the record of any image using it, see syncer
+	})
 	tm.since(phSnapshot, t)
-	return nil
+	return err
 }
 
 // applyStream is the single pass over a layer's bytes, on two goroutines joined by a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -260,10 +261,9 @@ func (p *puller) storeManifests() error {
 			continue
 		}
 		d := content.Descriptor{Digest: m.Digest, Size: int64(len(m.Bytes))}
-		if err := p.s.content.Put(d, bytes.NewReader(m.Bytes)); err != nil {
+		if err := p.s.putBlob(d, bytes.NewReader(m.Bytes)); err != nil {
 			return err
 		}
-		p.s.sync.wrote()
 	}
 	return nil
 }
@@ -282,11 +282,7 @@ func (p *puller) fetchConfig(ctx context.Context) ([]byte, error) {
 					return err
 				}
 				defer rc.Close()
-				if err := p.s.content.Put(d, rc); err != nil {
-					return err
-				}
-				p.s.sync.wrote()
-				return nil
+				return p.s.putBlob(d, rc)
 			})
 		})
 		if err != nil {
@@ -294,6 +290,20 @@ func (p *puller) fetchConfig(ctx context.Context) ([]byte, error) {
 		}
 	}
 	return p.s.content.ReadAll(d.Digest)
+}
+
+// putBlob writes a blob to the content store, verifying it, and publishes it through
+// the syncer: durable before any record names it.
+func (s *Service) putBlob(d content.Descriptor, r io.Reader) error {
+	w, err := s.content.Writer(d)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if _, err := io.Copy(w, r); err != nil {
+		return fmt.Errorf("blob %s: %w", d.Digest, err)
+	}
+	return s.sync.publish(w.Commit)
 }
 
 func union(a, b []string) []string {
