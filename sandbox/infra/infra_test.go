@@ -1,0 +1,133 @@
+package infra
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/sandbox/pause"
+	"github.com/berth-runtime/berth/sandbox/runtime"
+	"github.com/berth-runtime/berth/sandbox/runtime/runtimetest"
+)
+
+// TestMain makes the test binary a subreaper, as berthd is, so that Stop can reap.
+func TestMain(m *testing.M) {
+	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	os.Exit(m.Run())
+}
+
+func TestSpec(t *testing.T) {
+	tests := []struct {
+		name   string
+		opts   SpecOptions
+		joined map[specs.LinuxNamespaceType]string
+	}{
+		{
+			name:   "pod namespaces",
+			opts:   SpecOptions{NetNS: "/run/p/ns/net", IPCNS: "/run/p/ns/ipc", UTSNS: "/run/p/ns/uts"},
+			joined: map[specs.LinuxNamespaceType]string{specs.NetworkNamespace: "/run/p/ns/net", specs.IPCNamespace: "/run/p/ns/ipc", specs.UTSNamespace: "/run/p/ns/uts"},
+		},
+		{
+			name:   "host network and IPC",
+			opts:   SpecOptions{},
+			joined: map[specs.LinuxNamespaceType]string{},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.Rootfs, tc.opts.Args, tc.opts.CgroupsPath, tc.opts.OOMScoreAdj = "/pause-root", []string{"/pause"}, "/kubepods/pod1/abc", -998
+			s := Spec(tc.opts)
+			if !s.Root.Readonly || s.Root.Path != "/pause-root" {
+				t.Errorf("root = %+v, want the pause rootfs read-only", s.Root)
+			}
+			p := s.Process
+			if c := p.Capabilities; c == nil || len(c.Bounding)+len(c.Effective)+len(c.Permitted)+len(c.Inheritable)+len(c.Ambient) != 0 {
+				t.Errorf("capabilities = %+v, want none", c)
+			}
+			if !p.NoNewPrivileges || p.User.UID == 0 || *p.OOMScoreAdj != -998 {
+				t.Errorf("process = %+v", p)
+			}
+			if s.Linux.CgroupsPath != "/kubepods/pod1/abc" || len(s.Linux.MaskedPaths) == 0 || len(s.Linux.ReadonlyPaths) == 0 {
+				t.Errorf("linux = %+v", s.Linux)
+			}
+			got := map[specs.LinuxNamespaceType]string{}
+			var fresh []specs.LinuxNamespaceType
+			for _, n := range s.Linux.Namespaces {
+				if n.Path == "" {
+					fresh = append(fresh, n.Type)
+				} else {
+					got[n.Type] = n.Path
+				}
+			}
+			slices.Sort(fresh)
+			if !slices.Equal(fresh, []specs.LinuxNamespaceType{specs.MountNamespace, specs.PIDNamespace}) {
+				t.Errorf("new namespaces %v, want mount and pid only", fresh)
+			}
+			if len(got) != len(tc.joined) {
+				t.Errorf("joined %v, want %v", got, tc.joined)
+			}
+			for k, v := range tc.joined {
+				if got[k] != v {
+					t.Errorf("joined %s = %q, want %q", k, got[k], v)
+				}
+			}
+		})
+	}
+}
+
+func TestStartStop(t *testing.T) {
+	env := runtimetest.NewEnv(t, "runc")
+	rootfs, err := pause.Rootfs(filepath.Join(t.TempDir(), "pause"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &runtime.Runtime{Name: "runc", Path: env.Runtime, Root: env.Root}
+	ctx := context.Background()
+	const id = "infra-test"
+	spec := Spec(SpecOptions{Rootfs: rootfs, Args: pause.Args(), CgroupsPath: env.CgroupsPath(id)})
+	p, err := Start(ctx, rt, id, filepath.Join(t.TempDir(), "bundle"), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Alive() || p.PID <= 0 || p.StartTime == 0 {
+		t.Fatalf("after Start: alive %v, %+v", p.Alive(), p)
+	}
+	if st, err := rt.State(ctx, id); err != nil || st.Pid != p.PID || st.Status != runtime.StatusRunning {
+		t.Fatalf("runtime state %+v, %v", st, err)
+	}
+
+	// A restarted berthd finds it again by pid and start time, and not with another start time.
+	again, err := Reattach(Process{PID: p.PID, StartTime: p.StartTime})
+	if err != nil || !again.Alive() {
+		t.Fatalf("Reattach: %v", err)
+	}
+	again.Close()
+	if _, err := Reattach(Process{PID: p.PID, StartTime: p.StartTime + 1}); !errdefs.IsNotFound(err) {
+		t.Fatalf("Reattach with a wrong start time = %v, want NotFound", err)
+	}
+
+	for range 2 { // idempotent
+		if err := Stop(ctx, rt, id, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.Alive() {
+		t.Fatal("alive after Stop")
+	}
+	if _, err := os.Stat("/proc/" + strconv.Itoa(p.PID)); !os.IsNotExist(err) {
+		t.Fatalf("pause %d still in the process table (not reaped): %v", p.PID, err)
+	}
+	if _, err := rt.State(ctx, id); !errdefs.IsNotFound(err) {
+		t.Fatalf("container still known to the runtime: %v", err)
+	}
+	if containers, cgroups := env.Leftovers(); len(containers)+len(cgroups) != 0 {
+		t.Fatalf("left behind: containers %v, cgroups %v", containers, cgroups)
+	}
+}
