@@ -21,7 +21,9 @@ func (s *Service) Remove(ctx context.Context, ref string) error {
 	s.mu.Lock()
 	id, err := s.lookup(ref)
 	if err == nil {
-		_, err = s.meta.Delete(id)
+		// The layer records only this image uses go in the same transaction: one
+		// metadata commit per removal.
+		_, err = s.meta.Delete(id, s.layersOnlyOf(id)...)
 	}
 	if err != nil {
 		s.mu.Unlock()
@@ -84,6 +86,31 @@ func (s *Service) collectLocked() ([]snapshot.Removed, error) {
 		}
 	}
 	return removed, s.meta.DeleteLayers(stale)
+}
+
+// layersOnlyOf returns the layer digests of image id that no other image record uses.
+func (s *Service) layersOnlyOf(id string) []string {
+	img, ok := s.meta.Image(id)
+	if !ok {
+		return nil
+	}
+	only := map[string]bool{}
+	for _, l := range img.Layers {
+		only[l.Digest] = true
+	}
+	for _, other := range s.meta.Images() {
+		if other.ID == id {
+			continue
+		}
+		for _, l := range other.Layers {
+			delete(only, l.Digest)
+		}
+	}
+	out := make([]string, 0, len(only))
+	for d := range only {
+		out = append(out, d)
+	}
+	return out
 }
 
 // discardBlobs deletes blobs that no image record or pull in progress uses.

@@ -249,3 +249,32 @@ func TestConcurrentWrites(t *testing.T) {
 		t.Errorf("shared tag listed on %d images", n)
 	}
 }
+
+// TestDeleteWithLayers: the image and the layer records named go in one transaction,
+// durably; other layer records stay.
+func TestDeleteWithLayers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "metadata.db")
+	s := open(t, path)
+	a := image('a')
+	other := Layer{Digest: id('o'), Size: 1, DiffID: id('e'), ChainID: id('e')}
+	if err := s.Put(a, []string{"a:1"}, append(a.Layers, other)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(a.ID, id('l'), id('x')); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	defer s.Close()
+	if _, ok := s.Layer(id('l')); ok {
+		t.Error("the deleted image's layer record survived")
+	}
+	if _, ok := s.Layer(other.Digest); !ok {
+		t.Error("a layer record not named was deleted")
+	}
+	if len(s.Images()) != 0 {
+		t.Errorf("images after delete: %v", s.Images())
+	}
+}

@@ -48,9 +48,10 @@ func (s *Store) Put(img Image, refs []string, layers []Layer) error {
 	return nil
 }
 
-// Delete removes an image record and every reference naming it, and returns the
+// Delete removes an image record, every reference naming it and the layer records
+// listed in layers (absent ones are ignored), in one transaction, and returns the
 // removed record. An absent image is an error wrapping errdefs.ErrNotFound.
-func (s *Store) Delete(id string) (Image, error) {
+func (s *Store) Delete(id string, layers ...string) (Image, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	img, ok := s.images[id]
@@ -60,6 +61,11 @@ func (s *Store) Delete(id string) (Image, error) {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for ref := range s.names[id] {
 			if err := tx.Bucket(bucketRefs).Delete([]byte(ref)); err != nil {
+				return err
+			}
+		}
+		for _, d := range layers {
+			if err := tx.Bucket(bucketLayers).Delete([]byte(d)); err != nil {
 				return err
 			}
 		}
@@ -73,6 +79,9 @@ func (s *Store) Delete(id string) (Image, error) {
 	}
 	delete(s.names, id)
 	delete(s.images, id)
+	for _, d := range layers {
+		delete(s.layers, d)
+	}
 	return img, nil
 }
 
