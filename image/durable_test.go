@@ -131,6 +131,23 @@ func TestPullFlushesOnceBeforeTheRecord(t *testing.T) {
 	if flushes != 0 {
 		t.Errorf("pulls of a present image flushed %d times", flushes)
 	}
+	// Pulling again under names already recorded writes no metadata either.
+	db := filepath.Join(s.cfg.Root, "metadata.db")
+	before, err := os.Stat(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{ref, ref2, ref} {
+		if _, err := s.Pull(ctx, r, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after, err := os.Stat(db); err != nil || !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("repeated pulls wrote the metadata database (%v -> %v, %v)", before.ModTime(), after.ModTime(), err)
+	}
+	if got, err := s.Get(ref2); err != nil || len(got.RepoTags) != 2 {
+		t.Errorf("names after the repeated pulls: %+v, %v", got, err)
+	}
 }
 
 // TestCrashBeforeTheFlush stops a pull where a crash could: blobs and snapshots written,

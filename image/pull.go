@@ -138,6 +138,9 @@ func (s *Service) addNames(id string, refs, blobs []string, tm *timings) (Image,
 	if _, ok := s.meta.Image(id); !ok {
 		return Image{}, false, nil
 	}
+	if img, ok := s.alreadyNamed(id, refs, blobs); ok {
+		return img, true, nil // the usual repeated pull: nothing to record
+	}
 	// The blobs may be new (a manifest this pull stored): durable before the record.
 	t := time.Now()
 	if err := s.sync.durable(); err != nil {
@@ -155,6 +158,28 @@ func (s *Service) addNames(id string, refs, blobs []string, tm *timings) (Image,
 		return Image{}, true, err
 	}
 	return s.toImage(rec), true, nil
+}
+
+// alreadyNamed returns the image id if it is present and complete, refs all name it and
+// its record holds blobs: then a pull has nothing to write, and nothing to flush.
+func (s *Service) alreadyNamed(id string, refs, blobs []string) (Image, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.meta.Image(id)
+	if !ok || s.missingParts(rec) != "" {
+		return Image{}, false
+	}
+	for _, r := range refs {
+		if named, ok := s.meta.Resolve(r); !ok || named != id {
+			return Image{}, false
+		}
+	}
+	for _, b := range blobs {
+		if !slices.Contains(rec.Blobs, b) {
+			return Image{}, false
+		}
+	}
+	return s.toImage(rec), true
 }
 
 // commit stores a pulled image. Its parts are pinned by the pull, so they are there, and
