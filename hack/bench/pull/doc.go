@@ -3,7 +3,7 @@
 // with the floor any implementation pays: one HTTP GET of the layer blob, gunzip and
 // untar into a fresh directory with the Go standard library.
 //
-//	go run ./hack/bench/pull [-n 30] [-root DIR] [-format docker|oci] [-layers 1]
+//	go run ./hack/bench/pull [-n 30] [-root DIR] [-format docker|oci] [-zstd] [-layers 1]
 //	                         [-cpuprofile FILE] [-trace FILE] [-phases]
 //
 // Each iteration runs, interleaved so that the machine's noise hits every row alike:

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/berth-runtime/berth/hack/testimages"
 	"github.com/berth-runtime/berth/image"
@@ -29,6 +30,7 @@ type options struct {
 	max        time.Duration
 	root       string
 	format     string
+	zstd       bool
 	layers     int
 	cpuprofile string
 	trace      string
@@ -41,6 +43,7 @@ func main() {
 	flag.DurationVar(&o.max, "max", 2*time.Minute, "stop measuring after this long")
 	flag.StringVar(&o.root, "root", "/var/tmp", "`directory` on the disk to measure, holding the run's temporary state")
 	flag.StringVar(&o.format, "format", "docker", "image format: docker or oci")
+	flag.BoolVar(&o.zstd, "zstd", false, "zstd-compressed layers (an OCI image; the floor decompresses with klauspost/compress/zstd)")
 	flag.IntVar(&o.layers, "layers", 1, "layers: the busybox layer plus this many minus one small ones (1..20)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured loop to `file`")
 	flag.StringVar(&o.trace, "trace", "", "write an execution trace of the measured loop to `file`")
@@ -120,8 +123,12 @@ func run(o options) error {
 	}
 	defer b.svc.Close()
 
-	fmt.Printf("berth image service vs floor: %s, %d layer(s), %d bytes compressed, root %s, GOMAXPROCS %d\n",
-		o.format, len(layers), total, tmp, runtime.GOMAXPROCS(0))
+	compression := "gzip"
+	if o.zstd {
+		compression, o.format = "zstd", "oci"
+	}
+	fmt.Printf("berth image service vs floor: %s, %d %s layer(s), %d bytes compressed, root %s, GOMAXPROCS %d\n",
+		o.format, len(layers), compression, total, tmp, runtime.GOMAXPROCS(0))
 	stopProfiles, err := startProfiles(o)
 	if err != nil {
 		return err
@@ -145,7 +152,7 @@ func buildImage(ctx context.Context, o options) (v1.Image, error) {
 		return nil, err
 	}
 	f := testimages.Docker
-	if o.format == "oci" {
+	if o.format == "oci" || o.zstd {
 		f = testimages.OCI
 	}
 	var extra [][]testimages.File
@@ -155,7 +162,26 @@ func buildImage(ctx context.Context, o options) (v1.Image, error) {
 			testimages.Reg(fmt.Sprintf("etc/layer-%d", i), 0o644, fmt.Sprintf("layer %d\n", i)),
 		})
 	}
-	return builder.BusyboxImage(f, testimages.BusyboxConfig(), extra...)
+	if !o.zstd {
+		return builder.BusyboxImage(f, testimages.BusyboxConfig(), extra...)
+	}
+	busybox, err := os.ReadFile(bb)
+	if err != nil {
+		return nil, err
+	}
+	var layers []v1.Layer
+	for _, files := range append([][]testimages.File{testimages.BusyboxRootfs(busybox, builder.Applets())}, extra...) {
+		tarball, err := testimages.Tar(files)
+		if err != nil {
+			return nil, err
+		}
+		l, err := testimages.NewLayer(tarball, types.OCILayerZStd)
+		if err != nil {
+			return nil, err
+		}
+		layers = append(layers, l)
+	}
+	return testimages.NewImage(f, testimages.BusyboxConfig(), layers...)
 }
 
 func startProfiles(o options) (stop func(), err error) {
@@ -282,6 +308,9 @@ func (b *bench) reset() {
 
 func (b *bench) report(o options) {
 	b.floor.name, b.floorSync.name, b.floorRemove.name = "floor: GET+gunzip+untar", "floor + syncfs", "floor: rm -rf"
+	if o.zstd {
+		b.floor.name = "floor: GET+unzstd+untar"
+	}
 	b.floorSync.base = &b.floor
 	b.cold.name, b.cold.target, b.cold.base = "cold pull", 8*time.Millisecond, &b.floor
 	b.warm.name = "warm pull"
