@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -50,16 +51,11 @@ func Decompress(r io.Reader) (io.ReadCloser, error) {
 		}
 		return zr, nil
 	case bytes.HasPrefix(magic, zstdMagic) || isZstdSkippable(magic):
-		// One decoder goroutine: layers are applied one at a time and the disk, not
-		// the decoder, is the bottleneck; no background goroutines also means nothing
-		// leaks if a caller forgets Close.
-		zr, err := zstd.NewReader(br,
-			zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderMaxWindow(zstdMaxWindow))
+		zr, err := newZstd(br)
 		if err != nil {
 			return nil, fmt.Errorf("decompress zstd: %w", err)
 		}
-		return zr.IOReadCloser(), nil
+		return zr, nil
 	case bytes.HasPrefix(magic, xzMagic):
 		return nil, errors.New("decompress: xz-compressed layers are not supported")
 	case isBzip2(magic):
@@ -67,6 +63,51 @@ func Decompress(r io.Reader) (io.ReadCloser, error) {
 	default:
 		return io.NopCloser(br), nil
 	}
+}
+
+// zstdDecoders keeps decoders between layers: a new one allocates its window history
+// (megabytes, zeroed) for every layer. The pool lets the garbage collector drop idle
+// decoders, so a node that stops pulling does not keep their memory for long.
+var zstdDecoders sync.Pool
+
+// newZstd returns a pooled decoder reading r. Decoders are synchronous (concurrency 1):
+// layers are applied one at a time and the disk, not the decoder, is the bottleneck;
+// no background goroutines also means nothing leaks if a caller forgets Close.
+func newZstd(r io.Reader) (io.ReadCloser, error) {
+	d, _ := zstdDecoders.Get().(*zstd.Decoder)
+	if d == nil {
+		var err error
+		d, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow))
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := d.Reset(r); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return &pooledZstd{d: d}, nil
+}
+
+// pooledZstd returns its decoder to the pool on Close.
+type pooledZstd struct{ d *zstd.Decoder }
+
+func (p *pooledZstd) Read(b []byte) (int, error) {
+	if p.d == nil {
+		return 0, errors.New("decompress zstd: read after close")
+	}
+	return p.d.Read(b)
+}
+
+func (p *pooledZstd) Close() error {
+	if p.d != nil {
+		// Reset(nil) drops the reference to the stream; the decoder stays usable.
+		if p.d.Reset(nil) == nil {
+			zstdDecoders.Put(p.d)
+		}
+		p.d = nil
+	}
+	return nil
 }
 
 // isZstdSkippable reports a zstd skippable frame (magic 0x184D2A50..0x184D2A5F, little

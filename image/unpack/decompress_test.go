@@ -161,3 +161,39 @@ func TestMaxSize(t *testing.T) {
 		})
 	}
 }
+
+// TestZstdDecoderReuse: pooled decoders give each stream its own bytes, also after a
+// stream was abandoned half-way or was corrupt.
+func TestZstdDecoderReuse(t *testing.T) {
+	streams := [][]byte{[]byte(strings.Repeat("first ", 5000)), []byte("second"), []byte(strings.Repeat("3", 70000))}
+	for round := range 3 {
+		for i, want := range streams {
+			r, err := Decompress(bytes.NewReader(zstdBytes(t, want)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if round == 1 && i == 0 {
+				// Abandoned half-way.
+				io.ReadFull(r, make([]byte, 10))
+				r.Close()
+				continue
+			}
+			got, err := io.ReadAll(r)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("round %d stream %d: %d bytes, %v", round, i, len(got), err)
+			}
+			r.Close()
+			if _, err := r.Read(make([]byte, 1)); err == nil {
+				t.Error("read after close succeeded")
+			}
+		}
+		bad := zstdBytes(t, streams[0])
+		bad[len(bad)/2] ^= 0xff
+		if r, err := Decompress(bytes.NewReader(bad)); err == nil {
+			if _, err := io.ReadAll(r); err == nil {
+				t.Error("corrupt zstd stream decoded without error")
+			}
+			r.Close()
+		}
+	}
+}
