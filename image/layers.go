@@ -112,15 +112,17 @@ func (s *Service) unpackLayer(ctx context.Context, c *registry.Client, l store.L
 	return err
 }
 
-// applyStream is the single pass over a layer's bytes, on two goroutines joined by a
+// applyStream is the single pass over a layer's bytes, on three goroutines joined by a
 // pipe (see stream.go):
 //
 //	producer: body -> Verifier (digest, size) -> Decompress -> pipe
-//	consumer: pipe -> diffID hash -> unpack.Apply
+//	consumer: pipe -> unpack.Apply
+//	side:     pipe -> diffID hash
 //
-// After Apply the consumer drains what the tar reader left (end-of-archive padding)
-// through the hash; after the decompressor's end the producer drains what it left
-// through the Verifier, so both digests cover the whole stream. The producer's errors
+// The side reader hashes every byte the producer sends. After Apply the consumer drains
+// what the tar reader left (end-of-archive padding), so the producer reaches the end of
+// the stream; after the decompressor's end the producer drains what it left through the
+// Verifier, so both digests cover the whole stream. The producer's errors
 // (a stall, a digest mismatch, corrupt compression) reach the consumer through the pipe
 // in place of the data; a consumer that fails stops the producer. Either way the
 // producer has finished before applyStream returns, so nothing reads body afterwards. A
@@ -130,27 +132,33 @@ func (s *Service) applyStream(ctx context.Context, body io.Reader, l store.Layer
 	if err != nil {
 		return unpack.Stats{}, err
 	}
-	p := newPipe()
+	p := newPipe(true)
 	produced := make(chan error, 1)
 	go func() {
 		err := produce(v, p)
 		p.closeWrite(err)
 		produced <- err
 	}()
-	h := sha256.New()
-	tr := io.TeeReader(p, h)
-	stats, err := unpack.Apply(ctx, root, tr, unpack.Options{MaxSize: s.cfg.MaxLayerSize, Writeback: true})
+	hashed := make(chan []byte, 1)
+	go func() {
+		h := sha256.New()
+		p.drainSide(func(b []byte) { h.Write(b) })
+		hashed <- h.Sum(nil)
+	}()
+	stats, err := unpack.Apply(ctx, root, p, unpack.Options{MaxSize: s.cfg.MaxLayerSize, Writeback: true})
 	if err == nil {
-		_, err = io.Copy(io.Discard, tr)
+		_, err = io.Copy(io.Discard, p)
 	}
 	p.stop()
-	if perr := <-produced; perr != nil && !errors.Is(perr, errPipeStopped) {
+	perr := <-produced
+	diffID := <-hashed // the hash covers every byte the producer sent, so all the consumer read
+	if perr != nil && !errors.Is(perr, errPipeStopped) {
 		err = perr // the root: what the consumer saw of it is an echo or a consequence
 	}
 	if err != nil {
 		return stats, rootCause(err, v)
 	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != l.DiffID {
+	if got := "sha256:" + hex.EncodeToString(diffID); got != l.DiffID {
 		return stats, withClass(fmt.Errorf("diffID mismatch: the image config says %s, the layer's content is %s", l.DiffID, got), errdefs.ErrDataLoss)
 	}
 	return stats, nil

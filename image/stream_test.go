@@ -13,7 +13,7 @@ import (
 // runPipe feeds src through a pipe from a producer goroutine and returns the pipe and
 // the channel the producer's fill result arrives on.
 func runPipe(src io.Reader, tail error) (*pipe, chan error) {
-	p := newPipe()
+	p := newPipe(false)
 	done := make(chan error, 1)
 	go func() {
 		err := p.fill(src)
@@ -80,3 +80,39 @@ func TestPipeStopReleasesProducer(t *testing.T) {
 type zeroes struct{}
 
 func (zeroes) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+func TestPipeSideSeesEverything(t *testing.T) {
+	data := make([]byte, 7*pipeChunk+5)
+	for i := range data {
+		data[i] = byte(rand.IntN(256))
+	}
+	p := newPipe(true)
+	go func() { p.closeWrite(p.fill(iotest.HalfReader(bytes.NewReader(data)))) }()
+	side := make(chan []byte)
+	go func() {
+		var got []byte
+		p.drainSide(func(b []byte) { got = append(got, b...) })
+		side <- got
+	}()
+	got, err := io.ReadAll(p)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("consumer read %d bytes, %v", len(got), err)
+	}
+	if s := <-side; !bytes.Equal(s, data) {
+		t.Errorf("side reader saw %d bytes, want %d", len(s), len(data))
+	}
+
+	// A consumer that stops early: the producer and the side reader both finish.
+	p = newPipe(true)
+	done := make(chan error, 1)
+	go func() { err := p.fill(zeroes{}); p.closeWrite(err); done <- err }()
+	go func() { p.drainSide(func([]byte) {}); side <- nil }()
+	if _, err := io.ReadFull(p, make([]byte, pipeChunk+1)); err != nil {
+		t.Fatal(err)
+	}
+	p.stop()
+	if err := <-done; !errors.Is(err, errPipeStopped) {
+		t.Errorf("producer returned %v", err)
+	}
+	<-side
+}
