@@ -1,0 +1,201 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/network"
+	"github.com/berth-runtime/berth/sandbox/cgroups"
+	"github.com/berth-runtime/berth/sandbox/infra"
+	"github.com/berth-runtime/berth/sandbox/registrar"
+	"github.com/berth-runtime/berth/sandbox/store"
+)
+
+// Network is what pods need of the CNI network (network.Manager).
+type Network interface {
+	Setup(ctx context.Context, pod network.Pod) (network.Result, error)
+	Teardown(ctx context.Context, pod network.Pod) error
+	AttachedPods() ([]string, error)
+}
+
+// Handler is one runtime handler as pods see it.
+type Handler struct {
+	// Runtime runs the pause of pods that share a PID namespace.
+	Runtime infra.OCIRuntime
+	// Err is why the handler cannot run pods (its binary is missing); nil when it can.
+	Err error
+}
+
+// Config wires a Service.
+type Config struct {
+	// RecordDir holds the durable pod records (<root>/pods).
+	RecordDir string
+	// StateDir holds each pod's volatile directory: pinned namespaces, shm, files, the
+	// pause bundle (<state>/pods/<id>).
+	StateDir string
+	// Handlers are the runtime handlers by name; DefaultHandler serves "".
+	Handlers       map[string]Handler
+	DefaultHandler string
+	Network        Network
+	Cgroups        *cgroups.Manager
+	// PauseRootfs is berth's pause rootfs (sandbox/pause.Rootfs); PauseArgs its command.
+	PauseRootfs string
+	PauseArgs   []string
+	// ShmSize is the size in bytes of each pod's /dev/shm.
+	ShmSize int64
+	// CreateTimeout bounds a RunPodSandbox; the create goes on past the caller's
+	// deadline, so that kubelet's retry finds it (see doc.go).
+	CreateTimeout time.Duration
+	// OOMScoreAdj maps the oom_score_adj berth wants to one it may set
+	// (internal/oomscore.Clamp); nil keeps it.
+	OOMScoreAdj func(int) int
+	Log         *slog.Logger
+}
+
+// Service runs pods. Its methods are safe for concurrent use.
+type Service struct {
+	cfg   Config
+	log   *slog.Logger
+	store *store.Store[Metadata, Status]
+	names *registrar.Registrar
+
+	mu   sync.RWMutex // guards pods; held only to read or change the map
+	pods map[string]*pod
+
+	creates sync.WaitGroup // creates in flight, which Close waits for
+}
+
+// infraOOMScoreAdj is the oom_score_adj pause asks for, as kubelet's pause does.
+const infraOOMScoreAdj = -998
+
+// undoTimeout bounds the undo of a failed create and the teardown of recovery.
+const undoTimeout = time.Minute
+
+// New loads the pod records, reconciles them with the node (see recover.go) and returns
+// the Service, ready to serve.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	switch {
+	case cfg.RecordDir == "" || cfg.StateDir == "":
+		return nil, errors.New("sandbox: record and state directories are required")
+	case cfg.Network == nil || cfg.Cgroups == nil:
+		return nil, errors.New("sandbox: network and cgroup manager are required")
+	case cfg.PauseRootfs == "" || len(cfg.PauseArgs) == 0:
+		return nil, errors.New("sandbox: pause rootfs and args are required")
+	}
+	if _, ok := cfg.Handlers[cfg.DefaultHandler]; !ok {
+		return nil, fmt.Errorf("sandbox: default runtime handler %q is not configured", cfg.DefaultHandler)
+	}
+	if cfg.ShmSize <= 0 {
+		cfg.ShmSize = 64 << 20
+	}
+	if cfg.CreateTimeout <= 0 {
+		cfg.CreateTimeout = 4 * time.Minute
+	}
+	if cfg.OOMScoreAdj == nil {
+		cfg.OOMScoreAdj = func(v int) int { return v }
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	st, err := store.Open[Metadata, Status](cfg.RecordDir)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	s := &Service{
+		cfg:   cfg,
+		log:   cfg.Log,
+		store: st,
+		names: registrar.New(),
+		pods:  map[string]*pod{},
+	}
+	s.recover(ctx)
+	return s, nil
+}
+
+// Close waits (at most until ctx ends) for the creates still running past their
+// callers' deadlines, so that berthd does not leave them half-made on a clean stop.
+func (s *Service) Close(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { s.creates.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("stopping with pod creates still running; recovery will undo them")
+	}
+}
+
+// newID returns a 64-hex-digit pod id.
+func newID() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// podDir is the pod's volatile directory.
+func (s *Service) podDir(id string) string { return filepath.Join(s.cfg.StateDir, id) }
+
+// The entries of a pod's directory.
+const (
+	nsDir     = "ns"
+	bundleDir = "bundle"
+)
+
+// get returns the pod whose id is id or, failing that, the one pod whose id starts with
+// id. It fails with errdefs.ErrNotFound.
+func (s *Service) get(id string) (*pod, error) {
+	if id == "" {
+		return nil, errdefs.InvalidArgument("pod sandbox id is empty")
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if p, ok := s.pods[id]; ok {
+		return p, nil
+	}
+	var found *pod
+	for pid, p := range s.pods {
+		if strings.HasPrefix(pid, id) {
+			if found != nil {
+				return nil, errdefs.NotFound(fmt.Sprintf("pod sandbox id prefix %q is ambiguous", id))
+			}
+			found = p
+		}
+	}
+	if found == nil {
+		return nil, errdefs.NotFound(fmt.Sprintf("pod sandbox %q not found", id))
+	}
+	return found, nil
+}
+
+func (s *Service) add(p *pod) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pods[p.meta.ID] = p
+}
+
+func (s *Service) drop(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.pods, id)
+}
+
+// record writes st as the pod's next status revision and publishes it to readers.
+func (s *Service) record(p *pod, st Status) error {
+	var rev uint64 = 1
+	if cur := p.status(); cur != nil {
+		rev = cur.rev + 1
+	}
+	if err := s.store.Update(p.meta.ID, rev, st); err != nil {
+		return err
+	}
+	p.cur.Store(&revision{Status: st, rev: rev})
+	return nil
+}

@@ -1,0 +1,102 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/internal/nspin"
+	"github.com/berth-runtime/berth/sandbox/podfiles"
+)
+
+// StopPod stops a pod (StopPodSandbox): its pause is killed, it leaves its network (its
+// addresses are released), its namespaces and shm are released. Its record, files and
+// cgroup stay until RemovePod. Stopping a stopped or unknown pod is a no-op.
+func (s *Service) StopPod(ctx context.Context, id string) error {
+	p, err := s.get(id)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	p.op.Lock()
+	defer p.op.Unlock()
+	if p.removed {
+		return nil
+	}
+	return s.stop(ctx, p)
+}
+
+// stop releases what the pod holds and records it NOTREADY. p.op must be held. What
+// could not be released stays in the status, and the error says why; a later call
+// retries.
+func (s *Service) stop(ctx context.Context, p *pod) error {
+	cur := p.status()
+	if cur.State == StateNotReady && cur.released() {
+		return nil
+	}
+	start := time.Now()
+	st := cur.Status
+	var netErr, infraErr error
+	var wg sync.WaitGroup
+	if st.Network {
+		wg.Go(func() {
+			// Before the namespace goes: the bridge plugin needs it to find its rules.
+			if netErr = s.cfg.Network.Teardown(ctx, s.netPod(p, st.Namespaces.Net)); netErr == nil {
+				st.Network = false
+			}
+		})
+	}
+	if st.Infra != nil || st.InfraContainer {
+		wg.Go(func() {
+			if infraErr = s.stopInfra(ctx, p, true); infraErr == nil {
+				st.Infra, st.InfraContainer = nil, false
+			}
+		})
+	}
+	wg.Wait()
+	errs := []error{netErr, infraErr}
+	if !st.Network {
+		errs = append(errs, s.releaseNamespaces(&st))
+	}
+	if st.Shm != "" {
+		err := podfiles.UnmountShm(st.Shm)
+		if err == nil {
+			st.Shm = ""
+		}
+		errs = append(errs, err)
+	}
+	st.State = StateNotReady
+	if st.StoppedAt == 0 {
+		st.StoppedAt = time.Now().UnixNano()
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		st.Reason = fmt.Sprintf("stop incomplete: %v", err)
+	}
+	if rerr := s.record(p, st); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	if err != nil {
+		return fmt.Errorf("stop pod sandbox %s: %w", p.meta.ID, err)
+	}
+	s.log.Debug("pod sandbox stopped", "id", p.meta.ID, "pod", p.key, "took", time.Since(start).Round(time.Microsecond))
+	return nil
+}
+
+// releaseNamespaces unpins the pod's namespaces and clears them from st.
+func (s *Service) releaseNamespaces(st *Status) error {
+	ns := st.Namespaces
+	if ns.Net == "" && ns.IPC == "" && ns.UTS == "" {
+		return nil
+	}
+	if err := ns.Remove(); err != nil {
+		return err
+	}
+	st.Namespaces = nspin.Pinned{Dir: ns.Dir}
+	return nil
+}
