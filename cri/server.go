@@ -21,6 +21,17 @@ type ImageService interface {
 	Usage() image.Usage
 }
 
+// PodService is what the CRI pod RPCs need of berth's pods (sandbox.Service). It takes
+// and returns CRI types: they are the contract of the domain too.
+type PodService interface {
+	RunPod(ctx context.Context, config *runtimeapi.PodSandboxConfig, handler string) (string, error)
+	StopPod(ctx context.Context, id string) error
+	RemovePod(ctx context.Context, id string) error
+	PodStatus(id string, verbose bool) (*runtimeapi.PodSandboxStatus, map[string]string, error)
+	ListPods(filter *runtimeapi.PodSandboxFilter) []*runtimeapi.PodSandbox
+	UpdatePodResources(ctx context.Context, id string, overhead, resources *runtimeapi.LinuxContainerResources) error
+}
+
 // RuntimeHandler is one OCI runtime as the CRI Status RPC reports it.
 type RuntimeHandler struct {
 	Name                    string
@@ -33,6 +44,8 @@ type Options struct {
 	Log *slog.Logger
 	// Images serves the ImageService.
 	Images ImageService
+	// Pods serves the pod sandbox RPCs; nil answers them Unimplemented.
+	Pods PodService
 	// Handlers are the configured OCI runtimes; DefaultHandler is the one used when a
 	// pod names none.
 	Handlers       []RuntimeHandler
