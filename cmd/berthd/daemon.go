@@ -18,6 +18,7 @@ import (
 	"github.com/berth-runtime/berth/image"
 	"github.com/berth-runtime/berth/internal/config"
 	"github.com/berth-runtime/berth/network"
+	"github.com/berth-runtime/berth/sandbox"
 	"github.com/berth-runtime/berth/sandbox/runtime"
 )
 
@@ -45,15 +46,25 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer images.Close()
 
-	handlers, runtimeReady := probeRuntimes(ctx, cfg, log)
+	handlers, runtimes, runtimeReady := probeRuntimes(ctx, cfg, log)
+	pods, netm, err := newPodService(ctx, cfg, log, runtimes)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		pods.Close(ctx)
+	}()
 	srv := cri.New(cri.Options{
 		Log:             log.With("component", "cri"),
 		Images:          images,
+		Pods:            pods,
 		Handlers:        handlers,
 		DefaultHandler:  cfg.DefaultRuntime,
 		CgroupDriver:    cfg.CgroupDriver,
 		RuntimeReady:    runtimeReady,
-		NetworkReady:    func() error { return network.Ready(cfg.Network.ConfDir, cfg.Network.BinDirs) },
+		NetworkReady:    networkReady(netm),
 		EffectiveConfig: cfg,
 	})
 
@@ -79,10 +90,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 }
 
 // probeRuntimes asks every configured OCI runtime what it supports. A runtime that is
-// not installed is left out of the handlers; RuntimeReady fails while the default one is
-// missing.
-func probeRuntimes(ctx context.Context, cfg config.Config, log *slog.Logger) ([]cri.RuntimeHandler, func() error) {
+// not installed is left out of the handlers the CRI Status reports, and pods asking for
+// it fail; RuntimeReady fails while the default one is missing.
+func probeRuntimes(ctx context.Context, cfg config.Config, log *slog.Logger) ([]cri.RuntimeHandler, map[string]sandbox.Handler, func() error) {
 	var handlers []cri.RuntimeHandler
+	runtimes := map[string]sandbox.Handler{}
 	var defaultErr error
 	for name, rt := range cfg.Runtimes {
 		f, err := runtime.Probe(ctx, rt.Path)
@@ -91,6 +103,7 @@ func probeRuntimes(ctx context.Context, cfg config.Config, log *slog.Logger) ([]
 			if name == cfg.DefaultRuntime {
 				defaultErr = err
 			}
+			runtimes[name] = sandbox.Handler{Err: err}
 			continue
 		}
 		log.Info("OCI runtime", "handler", name, "path", f.Path,
@@ -98,13 +111,26 @@ func probeRuntimes(ctx context.Context, cfg config.Config, log *slog.Logger) ([]
 		handlers = append(handlers, cri.RuntimeHandler{
 			Name: name, RecursiveReadOnlyMounts: f.RecursiveReadOnlyMounts, UserNamespaces: f.UserNamespaces,
 		})
+		runtimes[name] = sandbox.Handler{Runtime: &runtime.Runtime{
+			Name: name, Path: f.Path, Root: filepath.Join(cfg.State, "runtime", name),
+			SystemdCgroup: cfg.CgroupDriver == "systemd", Log: log.With("component", "runtime"),
+		}}
 	}
 	slices.SortFunc(handlers, func(a, b cri.RuntimeHandler) int { return strings.Compare(a.Name, b.Name) })
-	return handlers, func() error {
+	return handlers, runtimes, func() error {
 		if defaultErr != nil {
 			return fmt.Errorf("default runtime %q: %w", cfg.DefaultRuntime, defaultErr)
 		}
 		return nil
+	}
+}
+
+// networkReady is the CRI NetworkReady condition: CNI configuration, plugins and STATUS.
+func networkReady(m *network.Manager) func() error {
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return m.Status(ctx)
 	}
 }
 

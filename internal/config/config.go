@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -35,7 +36,18 @@ type Config struct {
 	Runtimes       map[string]Runtime `toml:"runtimes"`
 	Image          image.Config       `toml:"image"`
 	Network        Network            `toml:"network"`
+	Pod            Pod                `toml:"pod"`
 	Streaming      Streaming          `toml:"streaming"`
+}
+
+// Pod configures pod sandboxes.
+type Pod struct {
+	// ShmSize is the size in bytes of each pod's /dev/shm tmpfs.
+	ShmSize int64 `toml:"shm_size"`
+	// CreateTimeout bounds one RunPodSandbox, which goes on past kubelet's deadline.
+	CreateTimeout image.Duration `toml:"create_timeout"`
+	// RestrictOOMScoreAdj is "auto", "always" or "never" (see default.toml).
+	RestrictOOMScoreAdj string `toml:"restrict_oom_score_adj"`
 }
 
 // Runtime is one OCI runtime handler.
@@ -165,6 +177,17 @@ func (c Config) Validate() error {
 	}
 	if c.Image.MaxConcurrentDownloads < 1 {
 		errs = append(errs, fmt.Errorf("image.max_concurrent_downloads must be at least 1"))
+	}
+	if c.Pod.ShmSize < 1<<20 {
+		errs = append(errs, fmt.Errorf("pod.shm_size must be at least 1 MiB"))
+	}
+	if c.Pod.CreateTimeout.Duration < time.Second {
+		errs = append(errs, fmt.Errorf("pod.create_timeout must be at least 1s"))
+	}
+	switch c.Pod.RestrictOOMScoreAdj {
+	case "auto", "always", "never":
+	default:
+		errs = append(errs, fmt.Errorf("pod.restrict_oom_score_adj %q: want auto, always or never", c.Pod.RestrictOOMScoreAdj))
 	}
 	if c.Image.MaxLayerSize < 0 {
 		errs = append(errs, fmt.Errorf("image.max_layer_size must not be negative"))

@@ -110,3 +110,21 @@ func mustEqual(t *testing.T, got, want string) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+func TestPodSettings(t *testing.T) {
+	c := Defaults()
+	if c.Pod.ShmSize != 64<<20 || c.Pod.CreateTimeout.Duration != 4*time.Minute || c.Pod.RestrictOOMScoreAdj != "auto" {
+		t.Fatalf("pod defaults = %+v", c.Pod)
+	}
+	for _, bad := range []func(*Config){
+		func(c *Config) { c.Pod.ShmSize = 4096 },
+		func(c *Config) { c.Pod.CreateTimeout.Duration = time.Millisecond },
+		func(c *Config) { c.Pod.RestrictOOMScoreAdj = "yes" },
+	} {
+		c := Defaults()
+		bad(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("Validate accepted %+v", c.Pod)
+		}
+	}
+}
