@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
-	"log/slog"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
