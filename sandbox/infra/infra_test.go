@@ -104,12 +104,12 @@ func TestStartStop(t *testing.T) {
 	}
 
 	// A restarted berthd finds it again by pid and start time, and not with another start time.
-	again, err := Reattach(Process{PID: p.PID, StartTime: p.StartTime})
+	again, err := Reattach(p.Record)
 	if err != nil || !again.Alive() {
 		t.Fatalf("Reattach: %v", err)
 	}
 	again.Close()
-	if _, err := Reattach(Process{PID: p.PID, StartTime: p.StartTime + 1}); !errdefs.IsNotFound(err) {
+	if _, err := Reattach(Record{PID: p.PID, StartTime: p.StartTime + 1}); !errdefs.IsNotFound(err) {
 		t.Fatalf("Reattach with a wrong start time = %v, want NotFound", err)
 	}
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,14 +20,21 @@ import (
 	"github.com/berth-runtime/berth/sandbox/runtime"
 )
 
-// Process is a running pause, or the record of one.
-type Process struct {
+// Record names a pause process durably: what the pod record keeps.
+type Record struct {
 	PID int `json:"pid"`
 	// StartTime is the process's start time in clock ticks since boot
 	// (/proc/<pid>/stat field 22); with PID it names the process uniquely.
 	StartTime uint64 `json:"startTime"`
+}
 
-	pidfd int // -1 when not open
+// Process is a handle on a running (or exited, not yet stopped) pause. Its methods are
+// safe for concurrent use.
+type Process struct {
+	Record
+
+	mu    sync.RWMutex // Alive holds it shared, Close exclusively: no poll of a closed fd
+	pidfd int          // -1 once closed
 }
 
 // OCIRuntime is what infra needs of an OCI runtime driver (sandbox/runtime.Runtime).
@@ -67,7 +75,7 @@ func Start(ctx context.Context, rt OCIRuntime, id, bundleDir string, spec *specs
 
 // Reattach opens the recorded process again after a restart: it fails with
 // errdefs.ErrNotFound when that process (pid and start time) no longer exists.
-func Reattach(rec Process) (*Process, error) {
+func Reattach(rec Record) (*Process, error) {
 	return open(rec.PID, rec.StartTime)
 }
 
@@ -81,7 +89,7 @@ func open(pid int, wantStart uint64) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("infra: pidfd_open %d: %w", pid, err)
 	}
-	p := &Process{PID: pid, pidfd: fd}
+	p := &Process{Record: Record{PID: pid}, pidfd: fd}
 	// Read the start time after the pidfd exists: if the pid was reused before, the
 	// start time shows it; after, the pidfd pins the process we checked.
 	start, zombie, err := statOf(pid)
@@ -124,7 +132,12 @@ func statOf(pid int) (start uint64, zombie bool, err error) {
 
 // Alive reports whether the process still runs. It costs one poll(2).
 func (p *Process) Alive() bool {
-	if p == nil || p.pidfd < 0 {
+	if p == nil {
+		return false
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.pidfd < 0 {
 		return false
 	}
 	fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
@@ -139,7 +152,12 @@ func (p *Process) Alive() bool {
 
 // Close releases the pidfd.
 func (p *Process) Close() {
-	if p != nil && p.pidfd >= 0 {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pidfd >= 0 {
 		_ = unix.Close(p.pidfd)
 		p.pidfd = -1
 	}
@@ -152,15 +170,10 @@ const exitWait = 10 * time.Second
 // it if it is berthd's child, and deletes the container. It is idempotent: an absent
 // container and an exited process are not errors.
 func Stop(ctx context.Context, rt OCIRuntime, id string, p *Process) error {
-	if p != nil && p.pidfd >= 0 {
-		if err := unix.PidfdSendSignal(p.pidfd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("infra: kill pause of %s (pid %d): %w", id, p.PID, err)
-		}
-		if err := p.waitExit(ctx); err != nil {
+	if p != nil {
+		if err := p.kill(ctx); err != nil {
 			return fmt.Errorf("infra: pause of %s (pid %d): %w", id, p.PID, err)
 		}
-		var ws unix.WaitStatus
-		_, _ = unix.Wait4(p.PID, &ws, unix.WNOHANG, nil) // ECHILD: not ours, init reaps it
 	}
 	err := rt.Delete(ctx, id, false)
 	if errors.Is(err, errdefs.ErrFailedPrecondition) {
@@ -174,7 +187,25 @@ func Stop(ctx context.Context, rt OCIRuntime, id string, p *Process) error {
 	return nil
 }
 
-// waitExit polls the pidfd until the process has exited.
+// kill sends SIGKILL, waits for the exit and reaps the process if it is berthd's child.
+func (p *Process) kill(ctx context.Context) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.pidfd < 0 {
+		return nil
+	}
+	if err := unix.PidfdSendSignal(p.pidfd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("kill: %w", err)
+	}
+	if err := p.waitExit(ctx); err != nil {
+		return err
+	}
+	var ws unix.WaitStatus
+	_, _ = unix.Wait4(p.PID, &ws, unix.WNOHANG, nil) // ECHILD: not ours; init reaps it
+	return nil
+}
+
+// waitExit polls the pidfd until the process has exited. p.mu must be held.
 func (p *Process) waitExit(ctx context.Context) error {
 	deadline := time.Now().Add(exitWait)
 	fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
