@@ -1,0 +1,235 @@
+package integration
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// cniPluginDir holds Debian's CNI plugins, which the pod tests run for real.
+const cniPluginDir = "/usr/lib/cni"
+
+// testNetwork is a CNI network of the test's own for berthd: a bridge bt<hex>, a /24 in
+// 10.198.0.0/16, no masquerading, host-local records in a test directory, portmap and
+// loopback. Everything it creates on the host (the bridge, portmap's shared chains if
+// the test made them) is removed when the test ends, whether it passed or not, and
+// net.ipv4.ip_forward, which the bridge plugin turns on, is put back.
+type testNetwork struct {
+	name, bridge, subnet string
+	dataDir, confDir     string
+	// binDir comes before cniPluginDir in berthd's plugin path: failure-injecting
+	// wrappers go there (failPlugin).
+	binDir string
+}
+
+func newTestNetwork(t *testing.T) *testNetwork {
+	t.Helper()
+	requireCNI(t)
+	id := randomHex(t, 4)
+	n := &testNetwork{
+		name:    "berth-it-" + id,
+		bridge:  "bt" + id,
+		subnet:  freeTestSubnet(t),
+		dataDir: t.TempDir(),
+		confDir: t.TempDir(),
+		binDir:  t.TempDir(),
+	}
+	const fwd = "/proc/sys/net/ipv4/ip_forward"
+	before, fwdErr := os.ReadFile(fwd)
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "link", "del", n.bridge).CombinedOutput(); err != nil && linkExists(n.bridge) {
+			t.Errorf("delete bridge %s: %v: %s", n.bridge, err, out)
+		}
+		if now, _ := os.ReadFile(fwd); fwdErr == nil && string(now) != string(before) {
+			_ = os.WriteFile(fwd, before, 0o644)
+		}
+	})
+	cleanupPortmapChains(t)
+	plugins := []map[string]any{
+		{
+			"type": "bridge", "bridge": n.bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
+			"ipam": map[string]any{
+				"type":    "host-local",
+				"ranges":  [][]map[string]string{{{"subnet": n.subnet}}},
+				"dataDir": n.dataDir,
+			},
+		},
+		// snat (portmap's default): connections to 127.0.0.1:<hostPort> reach the pod.
+		{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}, "snat": true},
+		{"type": "loopback"},
+	}
+	conf, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": n.name, "plugins": plugins})
+	if err := os.WriteFile(filepath.Join(n.confDir, "10-test.conflist"), conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// toml is the berthd configuration that selects the network.
+func (n *testNetwork) toml() string {
+	return fmt.Sprintf("[network]\nconf_dir = %q\nbin_dirs = [%q, %q]\n", n.confDir, n.binDir, cniPluginDir)
+}
+
+// failPlugin makes berthd run a wrapper for plugin that fails ("fail") or hangs ("hang")
+// on ADD and passes every other command to the real plugin.
+func (n *testNetwork) failPlugin(t *testing.T, plugin, mode string) {
+	t.Helper()
+	action := `echo '{"cniVersion":"1.0.0","code":999,"msg":"injected failure: ADD"}'; exit 1`
+	if mode == "hang" {
+		action = "exec sleep 3600"
+	}
+	script := fmt.Sprintf("#!/bin/sh\n[ \"$CNI_COMMAND\" = ADD ] && { %s; }\nexec %s \"$@\"\n",
+		action, filepath.Join(cniPluginDir, plugin))
+	if err := os.WriteFile(filepath.Join(n.binDir, plugin), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// allocated lists the addresses host-local holds in the network.
+func (n *testNetwork) allocated(t testing.TB) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(n.dataDir, n.name))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var ips []string
+	for _, e := range entries {
+		if net.ParseIP(e.Name()) != nil {
+			ips = append(ips, e.Name())
+		}
+	}
+	return ips
+}
+
+// veths lists the interfaces enslaved to the bridge (the host sides of pods' veths).
+func (n *testNetwork) veths(t testing.TB) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join("/sys/class/net", n.bridge, "brif"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func requireCNI(t *testing.T) {
+	t.Helper()
+	for _, p := range []string{"bridge", "host-local", "portmap", "loopback"} {
+		if _, err := os.Stat(filepath.Join(cniPluginDir, p)); err != nil {
+			t.Skipf("CNI plugin %s not installed in %s", p, cniPluginDir)
+		}
+	}
+	if _, err := exec.LookPath("iptables-save"); err != nil {
+		t.Skip("iptables not installed")
+	}
+}
+
+func linkExists(name string) bool {
+	_, err := os.Stat(filepath.Join("/sys/class/net", name))
+	return err == nil
+}
+
+// freeTestSubnet picks a /24 in 10.198.0.0/16 that no host interface uses.
+func freeTestSubnet(t *testing.T) string {
+	t.Helper()
+	addrs, _ := net.InterfaceAddrs()
+	for range 100 {
+		x, _ := rand.Int(rand.Reader, big.NewInt(256))
+		_, sub, _ := net.ParseCIDR(fmt.Sprintf("10.198.%d.0/24", x))
+		used := false
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && sub.Contains(ipn.IP) {
+				used = true
+			}
+		}
+		if !used {
+			return sub.String()
+		}
+	}
+	t.Fatal("no free test subnet")
+	return ""
+}
+
+func randomHex(t testing.TB, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// portmapChains are portmap's shared nat chains, with the rules that jump to them.
+var portmapChains = []struct {
+	chain string
+	jumps [][]string
+}{
+	{"CNI-HOSTPORT-DNAT", [][]string{
+		{"PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"},
+		{"OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"},
+	}},
+	{"CNI-HOSTPORT-MASQ", [][]string{
+		{"POSTROUTING", "-m", "comment", "--comment", "CNI portfwd requiring masquerade", "-j", "CNI-HOSTPORT-MASQ"},
+	}},
+	{"CNI-HOSTPORT-SETMARK", nil},
+}
+
+func natChainExists(chain string) bool {
+	return exec.Command("iptables", "-w", "-t", "nat", "-S", chain).Run() == nil
+}
+
+// cleanupPortmapChains removes, when the test ends, the shared chains portmap created
+// during the test, unless another pod on this host (another test's) still uses them.
+func cleanupPortmapChains(t *testing.T) {
+	existed := map[string]bool{}
+	for _, c := range portmapChains {
+		existed[c.chain] = natChainExists(c.chain)
+	}
+	t.Cleanup(func() {
+		out, err := exec.Command("iptables", "-w", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT").Output()
+		if err == nil && strings.Contains("\n"+string(out), "\n-A ") {
+			return // some pod still forwards ports
+		}
+		for _, c := range portmapChains {
+			if existed[c.chain] || !natChainExists(c.chain) {
+				continue
+			}
+			for _, j := range c.jumps {
+				args := append([]string{"-w", "-t", "nat", "-D"}, j...)
+				for exec.Command("iptables", args...).Run() == nil {
+				}
+			}
+			for _, op := range []string{"-F", "-X"} {
+				if out, err := exec.Command("iptables", "-w", "-t", "nat", op, c.chain).CombinedOutput(); err != nil {
+					t.Errorf("iptables %s %s: %v: %s", op, c.chain, err, out)
+				}
+			}
+		}
+	})
+}
+
+// iptablesMentions returns the iptables-save lines (all tables) that mention s.
+func iptablesMentions(t testing.TB, s string) []string {
+	t.Helper()
+	out, err := exec.Command("iptables-save").CombinedOutput()
+	if err != nil {
+		t.Fatalf("iptables-save: %v: %s", err, out)
+	}
+	var hits []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, s) {
+			hits = append(hits, line)
+		}
+	}
+	return hits
+}
