@@ -10,7 +10,7 @@
 //
 //	floor          GET blob + gunzip + untar (stdlib, modes only), no sync
 //	floor + syncfs the same plus one syncfs of the filesystem, the cheapest durability
-//	floor: rm -rf  os.RemoveAll of the floor's tree
+//	floor: rm -rf  os.RemoveAll of the synced floor's tree (flushed, as a snapshot is)
 //	cold pull      Pull of an absent image (a remove came before)
 //	image status   Get by tag           (CRI ImageStatus)
 //	list images    List("")             (CRI ListImages)
