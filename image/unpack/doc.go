@@ -21,6 +21,9 @@
 // mode 0755, owned by the caller; a parent that is a symlink resolving to nothing is an
 // error rather than a guess.
 //
+// The descriptors of directories resolved this way are kept for the rest of the Apply
+// (most entries share a directory with the previous one) and all dropped whenever an
+// entry removes anything, the only way a path's resolution can change (see dirCache).
 // Only directories on the path to an entry are resolved that way; the entry itself is
 // created, replaced and given its metadata relative to its parent's descriptor with
 // no-follow semantics (mkdirat, openat O_EXCL|O_NOFOLLOW, symlinkat, linkat, mknodat,
@@ -43,6 +46,10 @@
 // Layers legitimately contain setuid binaries and device nodes owned by arbitrary
 // uids, so the snapshot directories must sit below a directory unprivileged host
 // users cannot traverse (mode 0700); this package does not try to neuter them.
+//
+// Names are created optimistically (O_EXCL semantics); only when one exists already is
+// it examined and replaced. Options.Writeback starts the writeback of large files as
+// soon as they are written, so that a flush after Apply has less left to wait for.
 //
 // Apply stops at the tar end-of-archive marker; a caller that verifies a digest over
 // the stream must drain the rest of it.
