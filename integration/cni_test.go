@@ -78,20 +78,39 @@ func (n *testNetwork) toml() string {
 	return fmt.Sprintf("[network]\nconf_dir = %q\nbin_dirs = [%q, %q]\n", n.confDir, n.binDir, cniPluginDir)
 }
 
-// failPlugin makes berthd run a wrapper for plugin that fails ("fail") or hangs ("hang")
-// on ADD and passes every other command to the real plugin.
+// failPlugin makes berthd run a wrapper for plugin that, on ADD, fails ("fail"), hangs
+// ("hang") or takes two seconds before it runs the real plugin ("slow"). Every other
+// command goes to the real plugin. A hanging wrapper writes its pid to hangPIDFile, so
+// that a test that kills berthd can end it.
 func (n *testNetwork) failPlugin(t *testing.T, plugin, mode string) {
 	t.Helper()
-	action := `echo '{"cniVersion":"1.0.0","code":999,"msg":"injected failure: ADD"}'; exit 1`
-	if mode == "hang" {
-		action = "exec sleep 3600"
+	var action string
+	switch mode {
+	case "fail":
+		action = `echo '{"cniVersion":"1.0.0","code":999,"msg":"injected failure: ADD"}'; exit 1`
+	case "hang":
+		action = fmt.Sprintf("echo $$ > %q; exec sleep 3600", n.hangPIDFile())
+	case "slow":
+		action = "sleep 2"
+	default:
+		t.Fatalf("failPlugin: unknown mode %q", mode)
 	}
-	script := fmt.Sprintf("#!/bin/sh\n[ \"$CNI_COMMAND\" = ADD ] && { %s; }\nexec %s \"$@\"\n",
+	script := fmt.Sprintf("#!/bin/sh\nif [ \"$CNI_COMMAND\" = ADD ]; then %s; fi\nexec %s \"$@\"\n",
 		action, filepath.Join(cniPluginDir, plugin))
 	if err := os.WriteFile(filepath.Join(n.binDir, plugin), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 }
+
+// restorePlugin removes the wrapper failPlugin made.
+func (n *testNetwork) restorePlugin(t *testing.T, plugin string) {
+	t.Helper()
+	if err := os.Remove(filepath.Join(n.binDir, plugin)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (n *testNetwork) hangPIDFile() string { return filepath.Join(n.binDir, "hang.pid") }
 
 // allocated lists the addresses host-local holds in the network.
 func (n *testNetwork) allocated(t testing.TB) []string {

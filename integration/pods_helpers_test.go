@@ -7,8 +7,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,6 +153,11 @@ func podLeftovers(t testing.TB, d *daemon, n *testNetwork, pids []int, ids []str
 			l.Processes = append(l.Processes, strconv.Itoa(pid))
 		}
 	}
+	for _, pid := range childPauses(d.cmd.Process.Pid) {
+		if !slices.Contains(pids, pid) {
+			l.Processes = append(l.Processes, strconv.Itoa(pid))
+		}
+	}
 	for _, id := range ids {
 		l.Cgroups = append(l.Cgroups, cgroupDirs("/berth/"+id)...)
 	}
@@ -206,6 +213,46 @@ func alive(pid int) bool {
 	}
 	i := strings.LastIndexByte(string(data), ')')
 	return i < 0 || !strings.HasPrefix(string(data[i+1:]), " Z")
+}
+
+// childPauses lists the live pause processes whose parent is ppid (berthd adopts the
+// pauses it starts: it is a subreaper).
+func childPauses(ppid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(data)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || !strings.HasSuffix(s[:i], "(pause") {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[0] != "Z" && f[1] == strconv.Itoa(ppid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+var subreaperOnce sync.Once
+
+// becomeSubreaper makes the test process adopt what a killed berthd leaves (its pauses,
+// a hanging plugin), so that the test can reap them: this node's init does not.
+func becomeSubreaper(t *testing.T) {
+	subreaperOnce.Do(func() {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // cgroupDirs lists the cgroup hierarchies in which path exists.
