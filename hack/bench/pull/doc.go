@@ -22,7 +22,9 @@
 // the registry is a plain-HTTP mirror of docker.io with mirrors_only. The image is the
 // ~1.4 MB (compressed) static busybox single-layer image that hack/busybox/build.sh
 // builds once per machine: 2.7 MB unpacked, 8 files, 14 directories, 702 hardlinks. The
-// numbers are server-side: no gRPC, which adds some tens of microseconds.
+// numbers are server-side: no gRPC, which adds some tens of microseconds. berthd.sh in
+// this directory measures the same RPCs through a real berthd and crictl, from the
+// "cri call" durations berthd logs.
 //
 // The run is bounded: -n iterations (at most 1000, after one unrecorded warm-up) and
 // -max wall time, whichever comes first. It prints mean, p50 and p95 in milliseconds
