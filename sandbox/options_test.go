@@ -1,0 +1,163 @@
+package sandbox
+
+import (
+	"errors"
+	"os"
+	"testing"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/sandbox/cgroups"
+)
+
+func testService(t *testing.T) *Service {
+	t.Helper()
+	cgm, err := cgroups.NewManager(cgroups.Options{Root: t.TempDir(), Mode: cgroups.ModeUnified})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Service{cfg: Config{
+		DefaultHandler: "runc",
+		Handlers: map[string]Handler{
+			"runc": {},
+			"crun": {Err: errors.New("crun: executable file not found")},
+		},
+		Cgroups: cgm,
+	}}
+}
+
+func TestParse(t *testing.T) {
+	s := testService(t)
+	node, _ := os.Hostname()
+	ns := func(network, pid, ipc runtimeapi.NamespaceMode) *runtimeapi.LinuxPodSandboxConfig {
+		return &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtimeapi.NamespaceOption{Network: network, Pid: pid, Ipc: ipc},
+		}}
+	}
+	const pod, container, host, target = runtimeapi.NamespaceMode_POD, runtimeapi.NamespaceMode_CONTAINER, runtimeapi.NamespaceMode_NODE, runtimeapi.NamespaceMode_TARGET
+	tests := []struct {
+		name    string
+		handler string
+		edit    func(*runtimeapi.PodSandboxConfig)
+		check   func(*testing.T, *options)
+		class   error // the error class wanted, nil for success
+	}{
+		{name: "defaults: every namespace the pod's", check: func(t *testing.T, o *options) {
+			if o.handler != "runc" || o.hostNetwork || o.hostIPC || !o.sharedPID || o.hostname != "p" {
+				t.Errorf("%+v", o)
+			}
+		}},
+		{name: "host network takes the node's hostname, drops ports", edit: func(c *runtimeapi.PodSandboxConfig) {
+			c.Linux = ns(host, container, host)
+			c.PortMappings = []*runtimeapi.PortMapping{{HostPort: 80, ContainerPort: 80}}
+		}, check: func(t *testing.T, o *options) {
+			if !o.hostNetwork || !o.hostIPC || o.sharedPID || o.hostname != node || len(o.ports) != 0 {
+				t.Errorf("%+v", o)
+			}
+		}},
+		{name: "PID TARGET is per container for the pod", edit: func(c *runtimeapi.PodSandboxConfig) { c.Linux = ns(pod, target, pod) },
+			check: func(t *testing.T, o *options) {
+				if o.sharedPID {
+					t.Error("TARGET made a shared PID namespace")
+				}
+			}},
+		{name: "ports, protocols, bandwidth", edit: func(c *runtimeapi.PodSandboxConfig) {
+			c.PortMappings = []*runtimeapi.PortMapping{
+				{HostPort: 8080, ContainerPort: 80, Protocol: runtimeapi.Protocol_UDP, HostIp: "127.0.0.1"},
+				{ContainerPort: 9090},
+			}
+			c.Annotations = map[string]string{"kubernetes.io/egress-bandwidth": "10M"}
+		}, check: func(t *testing.T, o *options) {
+			if len(o.ports) != 1 || o.ports[0].Protocol != "udp" || o.ports[0].HostIP != "127.0.0.1" {
+				t.Errorf("ports %+v", o.ports)
+			}
+			if o.bandwidth == nil || o.bandwidth.EgressRate != 10_000_000 {
+				t.Errorf("bandwidth %+v", o.bandwidth)
+			}
+		}},
+		{name: "pod resources with overhead", edit: func(c *runtimeapi.PodSandboxConfig) {
+			c.Linux.CgroupParent = "/kubepods/pod1"
+			c.Linux.Resources = &runtimeapi.LinuxContainerResources{CpuShares: 100}
+			c.Linux.Overhead = &runtimeapi.LinuxContainerResources{CpuShares: 10}
+		}, check: func(t *testing.T, o *options) {
+			if o.cgroupParent != "/kubepods/pod1" || o.resources.CPUShares != 110 {
+				t.Errorf("%+v %+v", o, o.resources)
+			}
+		}},
+		{name: "unknown handler", handler: "kata", class: errdefs.ErrInvalidArgument},
+		{name: "handler without its binary", handler: "crun", class: errdefs.ErrFailedPrecondition},
+		{name: "no namespace", edit: func(c *runtimeapi.PodSandboxConfig) { c.Metadata.Namespace = "" }, class: errdefs.ErrInvalidArgument},
+		{name: "IPC per container", edit: func(c *runtimeapi.PodSandboxConfig) { c.Linux = ns(pod, pod, container) }, class: errdefs.ErrInvalidArgument},
+		{name: "network TARGET", edit: func(c *runtimeapi.PodSandboxConfig) { c.Linux = ns(target, pod, pod) }, class: errdefs.ErrInvalidArgument},
+		{name: "user namespace of the pod", edit: func(c *runtimeapi.PodSandboxConfig) {
+			c.Linux = ns(pod, pod, pod)
+			c.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: pod}
+		}, class: errdefs.ErrUnimplemented},
+		{name: "IPC sysctl in the node's IPC namespace", edit: func(c *runtimeapi.PodSandboxConfig) {
+			c.Linux = ns(pod, pod, host)
+			c.Linux.Sysctls = map[string]string{"kernel.msgmax": "1"}
+		}, class: errdefs.ErrInvalidArgument},
+		{name: "systemd slice under cgroupfs", edit: func(c *runtimeapi.PodSandboxConfig) { c.Linux.CgroupParent = "kubepods.slice" }, class: errdefs.ErrInvalidArgument},
+		{name: "log directory with ..", edit: func(c *runtimeapi.PodSandboxConfig) { c.LogDirectory = "/var/log/pods/../../etc" }, class: errdefs.ErrInvalidArgument},
+		{name: "container port 0 with a host port", edit: func(c *runtimeapi.PodSandboxConfig) {
+			c.PortMappings = []*runtimeapi.PortMapping{{HostPort: 80}}
+		}, class: errdefs.ErrInvalidArgument},
+		{name: "DNS server not an address", edit: func(c *runtimeapi.PodSandboxConfig) {
+			c.DnsConfig = &runtimeapi.DNSConfig{Servers: []string{"dns.local"}}
+		}, class: errdefs.ErrInvalidArgument},
+		{name: "bad resources", edit: func(c *runtimeapi.PodSandboxConfig) {
+			c.Linux.Resources = &runtimeapi.LinuxContainerResources{CpuQuota: 5}
+		}, class: errdefs.ErrInvalidArgument},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &runtimeapi.PodSandboxConfig{
+				Metadata: &runtimeapi.PodSandboxMetadata{Name: "p", Namespace: "ns", Uid: "u"},
+				Hostname: "p",
+				Linux:    &runtimeapi.LinuxPodSandboxConfig{},
+			}
+			if tc.edit != nil {
+				tc.edit(cfg)
+			}
+			o, err := s.parse(cfg, tc.handler)
+			if tc.class != nil {
+				if !errors.Is(err, tc.class) {
+					t.Fatalf("parse = %v, want an error of class %v", err, tc.class)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, o)
+		})
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	cfg := func() *runtimeapi.PodSandboxConfig {
+		return &runtimeapi.PodSandboxConfig{
+			Metadata: &runtimeapi.PodSandboxMetadata{Name: "p", Namespace: "ns", Uid: "u"},
+			Labels:   map[string]string{"a": "1", "b": "2", "c": "3"},
+		}
+	}
+	a, _ := fingerprint(cfg(), "runc")
+	b, _ := fingerprint(cfg(), "runc") // maps are encoded in a fixed order
+	if a != b {
+		t.Fatal("the same request has two fingerprints")
+	}
+	changed := cfg()
+	changed.Labels["a"] = "x"
+	for _, other := range []func() (string, error){
+		func() (string, error) { return fingerprint(changed, "runc") },
+		func() (string, error) { return fingerprint(cfg(), "crun") },
+	} {
+		if c, _ := other(); c == a {
+			t.Error("a different request has the same fingerprint")
+		}
+	}
+	if got := nameKey(cfg().Metadata); got != "p_ns_u_0" {
+		t.Errorf("nameKey = %q", got)
+	}
+}
