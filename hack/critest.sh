@@ -93,6 +93,22 @@ stop() {
 	wait "$pid" 2>/dev/null || true
 }
 
+# remove_portmap_chains removes the shared chains portmap made during the run,
+# unless a pod (of another runtime on this host) still forwards ports.
+remove_portmap_chains() {
+	local c
+	[ -n "${portmap_chains:-}" ] || return 0
+	iptables -w -t nat -S CNI-HOSTPORT-DNAT 2>/dev/null | grep -q '^-A' && return 0
+	for c in $portmap_chains; do
+		[[ " $portmap_preexisting " == *" $c "* ]] && continue
+		iptables -w -t nat -S "$c" >/dev/null 2>&1 || continue
+		while iptables -w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j "$c" 2>/dev/null; do :; done
+		while iptables -w -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j "$c" 2>/dev/null; do :; done
+		while iptables -w -t nat -D POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j "$c" 2>/dev/null; do :; done
+		iptables -w -t nat -F "$c" && iptables -w -t nat -X "$c" || log "cannot remove chain $c"
+	done
+}
+
 cleanup() {
 	local rc=$? m
 	set +e
@@ -101,6 +117,11 @@ cleanup() {
 	for f in junit.xml critest.log berthd.log registry.log berth.toml; do
 		[ -f "$tmp/$f" ] && cp -f "$tmp/$f" "$artifacts/$f"
 	done
+	if [ -n "${bridge:-}" ] && ip link show "$bridge" >/dev/null 2>&1; then
+		ip link del "$bridge" || log "cannot delete bridge $bridge"
+	fi
+	[ -n "${ip_forward:-}" ] && echo "$ip_forward" >/proc/sys/net/ipv4/ip_forward
+	remove_portmap_chains
 	# Unmount whatever berthd left mounted under the run directory, deepest first.
 	for m in $(awk -v d="$tmp/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "cannot unmount $m"
@@ -130,6 +151,36 @@ if [ -z "$registry" ]; then
 fi
 log "test registry on $registry"
 
+# --- pod network: critest's own, so that its pods stay off the node's networks
+# and nothing is masqueraded: a bridge bc<hex> with a /24 of 10.196.0.0/16 no
+# host interface uses, host-local records in the run directory, portmap (snat,
+# so host ports answer on 127.0.0.1) and loopback.
+bridge="bc$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
+subnet=""
+for ((i = 0; i < 256; i++)); do
+	candidate="10.196.$(((RANDOM + i) % 256))"
+	if ! ip -4 -o addr show | grep -q " $candidate\."; then
+		subnet="$candidate.0/24"
+		break
+	fi
+done
+[ -n "$subnet" ] || { log "no free subnet in 10.196.0.0/16"; exit 1; }
+ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)
+# portmap's shared nat chains that exist before the run are left alone afterwards.
+portmap_chains="CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK"
+portmap_preexisting=""
+for c in $portmap_chains; do
+	iptables -w -t nat -S "$c" >/dev/null 2>&1 && portmap_preexisting+=" $c"
+done
+mkdir -p "$tmp/net.d"
+cat >"$tmp/net.d/10-critest.conflist" <<EOF
+{"cniVersion": "1.0.0", "name": "critest", "plugins": [
+  {"type": "bridge", "bridge": "$bridge", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$subnet"}]], "dataDir": "$tmp/ipam"}},
+  {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true},
+  {"type": "loopback"}]}
+EOF
+
 # --- berthd.
 sock="$tmp/berth.sock"
 cat >"$tmp/berth.toml" <<EOF
@@ -146,6 +197,9 @@ mirrors_only = true
 
 [image.registry.hosts."$registry"]
 plain_http = true
+
+[network]
+conf_dir = "$tmp/net.d"
 EOF
 "$berthd" --config "$tmp/berth.toml" --config-dir "$tmp/berth.d" \
 	--root "$tmp/root" --state "$tmp/state" --listen "unix://$sock" --log-level info \
