@@ -11,6 +11,14 @@ import (
 	"github.com/berth-runtime/berth/sandbox/cgroups"
 )
 
+// Short names of the namespace modes for the tables.
+const (
+	nsPod       = runtimeapi.NamespaceMode_POD
+	nsContainer = runtimeapi.NamespaceMode_CONTAINER
+	nsNode      = runtimeapi.NamespaceMode_NODE
+	nsTarget    = runtimeapi.NamespaceMode_TARGET
+)
+
 func testService(t *testing.T) *Service {
 	t.Helper()
 	cgm, err := cgroups.NewManager(cgroups.Options{Root: t.TempDir(), Mode: cgroups.ModeUnified})
@@ -30,18 +38,10 @@ func testService(t *testing.T) *Service {
 func TestParse(t *testing.T) {
 	s := testService(t)
 	node, _ := os.Hostname()
-	ns := func(network, pid, ipc runtimeapi.NamespaceMode) *runtimeapi.LinuxPodSandboxConfig {
-		return &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-			NamespaceOptions: &runtimeapi.NamespaceOption{Network: network, Pid: pid, Ipc: ipc},
-		}}
-	}
-	const pod, container, host, target = runtimeapi.NamespaceMode_POD, runtimeapi.NamespaceMode_CONTAINER, runtimeapi.NamespaceMode_NODE, runtimeapi.NamespaceMode_TARGET
 	tests := []struct {
-		name    string
-		handler string
-		edit    func(*runtimeapi.PodSandboxConfig)
-		check   func(*testing.T, *options)
-		class   error // the error class wanted, nil for success
+		name  string
+		edit  func(*runtimeapi.PodSandboxConfig)
+		check func(*testing.T, *options)
 	}{
 		{name: "defaults: every namespace the pod's", check: func(t *testing.T, o *options) {
 			if o.handler != "runc" || o.hostNetwork || o.hostIPC || !o.sharedPID || o.hostname != "p" {
@@ -49,14 +49,14 @@ func TestParse(t *testing.T) {
 			}
 		}},
 		{name: "host network takes the node's hostname, drops ports", edit: func(c *runtimeapi.PodSandboxConfig) {
-			c.Linux = ns(host, container, host)
+			c.Linux = nsConfig(nsNode, nsContainer, nsNode)
 			c.PortMappings = []*runtimeapi.PortMapping{{HostPort: 80, ContainerPort: 80}}
 		}, check: func(t *testing.T, o *options) {
 			if !o.hostNetwork || !o.hostIPC || o.sharedPID || o.hostname != node || len(o.ports) != 0 {
 				t.Errorf("%+v", o)
 			}
 		}},
-		{name: "PID TARGET is per container for the pod", edit: func(c *runtimeapi.PodSandboxConfig) { c.Linux = ns(pod, target, pod) },
+		{name: "PID TARGET is per container for the pod", edit: func(c *runtimeapi.PodSandboxConfig) { c.Linux = nsConfig(nsPod, nsTarget, nsPod) },
 			check: func(t *testing.T, o *options) {
 				if o.sharedPID {
 					t.Error("TARGET made a shared PID namespace")
@@ -85,17 +85,42 @@ func TestParse(t *testing.T) {
 				t.Errorf("%+v %+v", o, o.resources)
 			}
 		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := basePodConfig()
+			if tc.edit != nil {
+				tc.edit(cfg)
+			}
+			o, err := s.parse(cfg, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, o)
+		})
+	}
+}
+
+// TestParseRefuses: each request is refused with the error class kubelet must see.
+func TestParseRefuses(t *testing.T) {
+	s := testService(t)
+	tests := []struct {
+		name    string
+		handler string
+		edit    func(*runtimeapi.PodSandboxConfig)
+		class   error
+	}{
 		{name: "unknown handler", handler: "kata", class: errdefs.ErrInvalidArgument},
 		{name: "handler without its binary", handler: "crun", class: errdefs.ErrFailedPrecondition},
 		{name: "no namespace", edit: func(c *runtimeapi.PodSandboxConfig) { c.Metadata.Namespace = "" }, class: errdefs.ErrInvalidArgument},
-		{name: "IPC per container", edit: func(c *runtimeapi.PodSandboxConfig) { c.Linux = ns(pod, pod, container) }, class: errdefs.ErrInvalidArgument},
-		{name: "network TARGET", edit: func(c *runtimeapi.PodSandboxConfig) { c.Linux = ns(target, pod, pod) }, class: errdefs.ErrInvalidArgument},
+		{name: "IPC per container", edit: func(c *runtimeapi.PodSandboxConfig) { c.Linux = nsConfig(nsPod, nsPod, nsContainer) }, class: errdefs.ErrInvalidArgument},
+		{name: "network TARGET", edit: func(c *runtimeapi.PodSandboxConfig) { c.Linux = nsConfig(nsTarget, nsPod, nsPod) }, class: errdefs.ErrInvalidArgument},
 		{name: "user namespace of the pod", edit: func(c *runtimeapi.PodSandboxConfig) {
-			c.Linux = ns(pod, pod, pod)
-			c.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: pod}
+			c.Linux = nsConfig(nsPod, nsPod, nsPod)
+			c.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: nsPod}
 		}, class: errdefs.ErrUnimplemented},
 		{name: "IPC sysctl in the node's IPC namespace", edit: func(c *runtimeapi.PodSandboxConfig) {
-			c.Linux = ns(pod, pod, host)
+			c.Linux = nsConfig(nsPod, nsPod, nsNode)
 			c.Linux.Sysctls = map[string]string{"kernel.msgmax": "1"}
 		}, class: errdefs.ErrInvalidArgument},
 		{name: "systemd slice under cgroupfs", edit: func(c *runtimeapi.PodSandboxConfig) { c.Linux.CgroupParent = "kubepods.slice" }, class: errdefs.ErrInvalidArgument},
@@ -112,27 +137,29 @@ func TestParse(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := &runtimeapi.PodSandboxConfig{
-				Metadata: &runtimeapi.PodSandboxMetadata{Name: "p", Namespace: "ns", Uid: "u"},
-				Hostname: "p",
-				Linux:    &runtimeapi.LinuxPodSandboxConfig{},
-			}
+			cfg := basePodConfig()
 			if tc.edit != nil {
 				tc.edit(cfg)
 			}
-			o, err := s.parse(cfg, tc.handler)
-			if tc.class != nil {
-				if !errors.Is(err, tc.class) {
-					t.Fatalf("parse = %v, want an error of class %v", err, tc.class)
-				}
-				return
+			if _, err := s.parse(cfg, tc.handler); !errors.Is(err, tc.class) {
+				t.Fatalf("parse = %v, want an error of class %v", err, tc.class)
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.check(t, o)
 		})
 	}
+}
+
+func basePodConfig() *runtimeapi.PodSandboxConfig {
+	return &runtimeapi.PodSandboxConfig{
+		Metadata: &runtimeapi.PodSandboxMetadata{Name: "p", Namespace: "ns", Uid: "u"},
+		Hostname: "p",
+		Linux:    &runtimeapi.LinuxPodSandboxConfig{},
+	}
+}
+
+func nsConfig(network, pid, ipc runtimeapi.NamespaceMode) *runtimeapi.LinuxPodSandboxConfig {
+	return &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+		NamespaceOptions: &runtimeapi.NamespaceOption{Network: network, Pid: pid, Ipc: ipc},
+	}}
 }
 
 func TestFingerprint(t *testing.T) {
