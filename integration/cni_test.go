@@ -24,6 +24,7 @@ const cniPluginDir = "/usr/lib/cni"
 // net.ipv4.ip_forward, which the bridge plugin turns on, is put back.
 type testNetwork struct {
 	name, bridge, subnet string
+	subnet6              string // "" unless dual-stack
 	dataDir, confDir     string
 	// binDir comes before cniPluginDir in berthd's plugin path: failure-injecting
 	// wrappers go there (failPlugin).
@@ -31,6 +32,18 @@ type testNetwork struct {
 }
 
 func newTestNetwork(t *testing.T) *testNetwork {
+	t.Helper()
+	return newTestNetworkWith(t, false)
+}
+
+// newDualStackNetwork is newTestNetwork with an IPv6 range too (a random /64 of
+// fd42::/16): pods get an address of each family.
+func newDualStackNetwork(t *testing.T) *testNetwork {
+	t.Helper()
+	return newTestNetworkWith(t, true)
+}
+
+func newTestNetworkWith(t *testing.T, dualStack bool) *testNetwork {
 	t.Helper()
 	requireCNI(t)
 	id := randomHex(t, 4)
@@ -41,6 +54,11 @@ func newTestNetwork(t *testing.T) *testNetwork {
 		dataDir: t.TempDir(),
 		confDir: t.TempDir(),
 		binDir:  t.TempDir(),
+	}
+	ranges := [][]map[string]string{{{"subnet": n.subnet}}}
+	if dualStack {
+		n.subnet6 = fmt.Sprintf("fd42:%s:%s::/64", randomHex(t, 2), randomHex(t, 2))
+		ranges = append(ranges, []map[string]string{{"subnet": n.subnet6}})
 	}
 	const fwd = "/proc/sys/net/ipv4/ip_forward"
 	before, fwdErr := os.ReadFile(fwd)
@@ -58,7 +76,7 @@ func newTestNetwork(t *testing.T) *testNetwork {
 			"type": "bridge", "bridge": n.bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
 			"ipam": map[string]any{
 				"type":    "host-local",
-				"ranges":  [][]map[string]string{{{"subnet": n.subnet}}},
+				"ranges":  ranges,
 				"dataDir": n.dataDir,
 			},
 		},
@@ -79,15 +97,19 @@ func (n *testNetwork) toml() string {
 }
 
 // failPlugin makes berthd run a wrapper for plugin that, on ADD, fails ("fail"), hangs
-// ("hang") or takes two seconds before it runs the real plugin ("slow"). Every other
-// command goes to the real plugin. A hanging wrapper writes its pid to hangPIDFile, so
+// ("hang") or takes two seconds before it runs the real plugin ("slow"); "fail-all" fails
+// ADD and DEL. Every other command goes to the real plugin. A hanging wrapper writes its pid to hangPIDFile, so
 // that a test that kills berthd can end it.
 func (n *testNetwork) failPlugin(t *testing.T, plugin, mode string) {
 	t.Helper()
 	var action string
+	commands := "ADD"
 	switch mode {
-	case "fail":
-		action = `echo '{"cniVersion":"1.0.0","code":999,"msg":"injected failure: ADD"}'; exit 1`
+	case "fail", "fail-all":
+		action = `echo '{"cniVersion":"1.0.0","code":999,"msg":"injected failure"}'; exit 1`
+		if mode == "fail-all" {
+			commands = "ADD|DEL"
+		}
 	case "hang":
 		action = fmt.Sprintf("echo $$ > %q; exec sleep 3600", n.hangPIDFile())
 	case "slow":
@@ -95,8 +117,8 @@ func (n *testNetwork) failPlugin(t *testing.T, plugin, mode string) {
 	default:
 		t.Fatalf("failPlugin: unknown mode %q", mode)
 	}
-	script := fmt.Sprintf("#!/bin/sh\nif [ \"$CNI_COMMAND\" = ADD ]; then %s; fi\nexec %s \"$@\"\n",
-		action, filepath.Join(cniPluginDir, plugin))
+	script := fmt.Sprintf("#!/bin/sh\ncase \"$CNI_COMMAND\" in %s) %s;; esac\nexec %s \"$@\"\n",
+		commands, action, filepath.Join(cniPluginDir, plugin))
 	if err := os.WriteFile(filepath.Join(n.binDir, plugin), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -131,3 +131,30 @@ func freeTCPPort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// TestDualStackPod: a pod on a network with an IPv4 and an IPv6 range reports both, the
+// IPv4 address as ip and the IPv6 one in additional_ips, and has both in its hosts file.
+func TestDualStackPod(t *testing.T) {
+	n := newDualStackNetwork(t)
+	d := startPodDaemon(t, n, "")
+	id := d.runPod(t, podConfig(t, "dual"))
+	d.cleanupPods(t, id)
+	st, info := d.podStatus(t, id)
+	v4, extra := st.GetNetwork().GetIp(), st.GetNetwork().GetAdditionalIps()
+	if ip := net.ParseIP(v4); ip == nil || ip.To4() == nil {
+		t.Fatalf("ip %q, want the IPv4 address", v4)
+	}
+	_, sub6, _ := net.ParseCIDR(n.subnet6)
+	if len(extra) != 1 || !sub6.Contains(net.ParseIP(extra[0].Ip)) {
+		t.Fatalf("additional_ips %v, want one address of %s", extra, n.subnet6)
+	}
+	hosts := readFile(t, info.PodDir+"/hosts")
+	for _, ip := range []string{v4, extra[0].Ip} {
+		if !strings.Contains(hosts, ip+"\tdual\n") {
+			t.Errorf("hosts lacks %s:\n%s", ip, hosts)
+		}
+	}
+	d.stopPod(t, id)
+	d.removePod(t, id)
+	waitNoLeftovers(t, d, n, []int{info.Pid}, []string{id})
+}

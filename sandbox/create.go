@@ -30,7 +30,12 @@ func (s *Service) build(ctx context.Context, p *pod, undo *cleanup.Stack) (*Stat
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return st, fmt.Errorf("pod directory: %w", err)
 	}
-	undo.Push("pod directory", func(context.Context) error { return os.RemoveAll(dir) })
+	undo.Push("pod directory", func(context.Context) error {
+		if !st.released() {
+			return nil // a namespace pinned in it is kept: see "namespaces"
+		}
+		return os.RemoveAll(dir)
+	})
 
 	if err := s.pinNamespaces(p, st, undo); err != nil {
 		return st, err
@@ -41,7 +46,13 @@ func (s *Service) build(ctx context.Context, p *pod, undo *cleanup.Stack) (*Stat
 			return st, err
 		}
 		st.Shm = shm
-		undo.Push("shm", func(context.Context) error { return podfiles.UnmountShm(shm) })
+		undo.Push("shm", func(context.Context) error {
+			if err := podfiles.UnmountShm(shm); err != nil {
+				return err
+			}
+			st.Shm = ""
+			return nil
+		})
 	}
 	if o.cgroupParent != "" {
 		cg, err := s.cfg.Cgroups.Create(o.cgroupParent, o.resources)
@@ -50,7 +61,13 @@ func (s *Service) build(ctx context.Context, p *pod, undo *cleanup.Stack) (*Stat
 		}
 		state := cg.State()
 		st.Cgroup = &state
-		undo.Push("pod cgroup", func(context.Context) error { return cg.Remove() })
+		undo.Push("pod cgroup", func(context.Context) error {
+			if err := cg.Remove(); err != nil {
+				return err
+			}
+			st.Cgroup = nil
+			return nil
+		})
 		if len(state.Created) > 0 {
 			// Only the record can tell recovery that berth made this cgroup.
 			st.State = StateCreating
@@ -87,7 +104,14 @@ func (s *Service) pinNamespaces(p *pod, st *Status, undo *cleanup.Stack) error {
 		return err
 	}
 	st.Namespaces = pinned
-	undo.Push("namespaces", func(context.Context) error { return pinned.Remove() })
+	undo.Push("namespaces", func(context.Context) error {
+		if st.Network {
+			// The network's undo failed: the namespace stays for the DEL that Stop or
+			// Remove retries (plugins need it to find what they set up).
+			return nil
+		}
+		return s.releaseNamespaces(st)
+	})
 	if pinned.UTS != "" {
 		err := nspin.Run(pinned.UTS, nspin.UTS, func() error { return unix.Sethostname([]byte(o.hostname)) })
 		if err != nil {
@@ -118,7 +142,13 @@ func (s *Service) setupNetwork(ctx context.Context, p *pod, st *Status, undo *cl
 	// Pushed before the ADD: a Setup that fails half-way has undone itself, but one cut
 	// short by a crash has not, and a DEL of what was never added is a no-op.
 	st.Network = true
-	undo.Push("network", func(ctx context.Context) error { return s.cfg.Network.Teardown(ctx, np) })
+	undo.Push("network", func(ctx context.Context) error {
+		if err := s.cfg.Network.Teardown(ctx, np); err != nil {
+			return err
+		}
+		st.Network = false
+		return nil
+	})
 	res, err := s.cfg.Network.Setup(ctx, np)
 	if err != nil {
 		return err
@@ -160,7 +190,13 @@ func (s *Service) startInfra(ctx context.Context, p *pod, st *Status, undo *clea
 	}
 	st.Infra = &proc.Record
 	p.proc.Store(proc)
-	undo.Push("pause", func(ctx context.Context) error { return s.stopInfra(ctx, p, st.Infra != nil) })
+	undo.Push("pause", func(ctx context.Context) error {
+		if err := s.stopInfra(ctx, p, true); err != nil {
+			return err
+		}
+		st.Infra, st.InfraContainer = nil, false
+		return nil
+	})
 	return nil
 }
 

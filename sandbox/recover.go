@@ -63,7 +63,7 @@ func (s *Service) recoverOne(ctx context.Context, rec store.Record[Metadata, Sta
 	log := s.log.With("id", rec.ID)
 	cfg, err := decodeConfig(rec.Metadata.Config)
 	if err != nil || rec.Metadata.ID != rec.ID {
-		log.Warn("skipping a pod record with unreadable metadata", "error", err)
+		log.Warn("skipping an unreadable pod record", "error", err)
 		return
 	}
 	p := &pod{meta: rec.Metadata, config: cfg, opts: s.recoveredOptions(cfg, rec.Metadata.Handler), key: nameKey(cfg.GetMetadata())}

@@ -93,7 +93,8 @@ func (s *Service) create(reqCtx context.Context, res *registrar.Reservation, cfg
 }
 
 // abandon undoes a failed create. When every undo step succeeds the record goes too;
-// otherwise the record stays, NOTREADY, listing what is left.
+// otherwise the record stays, NOTREADY, listing what is left (each undo step clears
+// what it released from st).
 func (s *Service) abandon(ctx context.Context, p *pod, st *Status, undo *cleanup.Stack, cause error) {
 	log := s.log.With("id", p.meta.ID, "pod", p.key)
 	log.Warn("pod sandbox create failed; undoing it", "error", cause)
