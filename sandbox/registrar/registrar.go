@@ -122,14 +122,19 @@ func (r *Registrar) Lookup(name string) (string, bool) {
 
 // Wait blocks until the create of res ends or ctx is done. It returns the object's id,
 // or the error the create failed with, or ctx's error.
+// A finished create wins over a done ctx.
 func (res *Reservation) Wait(ctx context.Context) (string, error) {
 	select {
 	case <-res.done:
-		if res.err != nil {
-			return "", res.err
+	default:
+		select {
+		case <-res.done:
+		case <-ctx.Done():
+			return "", ctx.Err()
 		}
-		return res.ID, nil
-	case <-ctx.Done():
-		return "", ctx.Err()
 	}
+	if res.err != nil {
+		return "", res.err
+	}
+	return res.ID, nil
 }
