@@ -36,11 +36,10 @@ func (s *Service) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 		return "", err
 	}
 	if owner {
-		s.creates.Add(1)
-		go func() {
-			defer s.creates.Done()
-			s.create(ctx, res, cfg, o)
-		}()
+		if err := s.startCreate(func() { s.create(ctx, res, cfg, o) }); err != nil {
+			s.names.Finish(res, err)
+			return "", err
+		}
 	}
 	id, err := res.Wait(ctx)
 	if err != nil {

@@ -71,7 +71,11 @@ type Service struct {
 	mu   sync.RWMutex // guards pods; held only to read or change the map
 	pods map[string]*pod
 
-	creates sync.WaitGroup // creates in flight, which Close waits for
+	// closing is set by Close; creating guards it with the Add of creates, so that no
+	// create starts while Close waits.
+	creating sync.RWMutex
+	closing  bool
+	creates  sync.WaitGroup // creates in flight, which Close waits for
 }
 
 // infraOOMScoreAdj is the oom_score_adj pause asks for, as kubelet's pause does.
@@ -123,7 +127,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 
 // Close waits (at most until ctx ends) for the creates still running past their
 // callers' deadlines, so that berthd does not leave them half-made on a clean stop.
+// RunPod fails with errdefs.ErrUnavailable from then on.
 func (s *Service) Close(ctx context.Context) {
+	s.creating.Lock()
+	s.closing = true
+	s.creating.Unlock()
 	done := make(chan struct{})
 	go func() { s.creates.Wait(); close(done) }()
 	select {
@@ -131,6 +139,21 @@ func (s *Service) Close(ctx context.Context) {
 	case <-ctx.Done():
 		s.log.Warn("stopping with pod creates still running; recovery will undo them")
 	}
+}
+
+// startCreate runs create on its own goroutine unless the Service is closing.
+func (s *Service) startCreate(create func()) error {
+	s.creating.RLock()
+	defer s.creating.RUnlock()
+	if s.closing {
+		return fmt.Errorf("berthd is shutting down: %w", errdefs.ErrUnavailable)
+	}
+	s.creates.Add(1)
+	go func() {
+		defer s.creates.Done()
+		create()
+	}()
+	return nil
 }
 
 // newID returns a 64-hex-digit pod id.
