@@ -110,7 +110,7 @@ func (s *Service) pinNamespaces(p *pod, st *Status, undo *cleanup.Stack) error {
 			// Remove retries (plugins need it to find what they set up).
 			return nil
 		}
-		return s.releaseNamespaces(st)
+		return st.releaseNamespaces()
 	})
 	if pinned.UTS != "" {
 		err := nspin.Run(pinned.UTS, nspin.UTS, func() error { return unix.Sethostname([]byte(o.hostname)) })
@@ -191,7 +191,7 @@ func (s *Service) startInfra(ctx context.Context, p *pod, st *Status, undo *clea
 	st.Infra = &proc.Record
 	p.proc.Store(proc)
 	undo.Push("pause", func(ctx context.Context) error {
-		if err := s.stopInfra(ctx, p, true); err != nil {
+		if err := s.stopInfra(ctx, p); err != nil {
 			return err
 		}
 		st.Infra, st.InfraContainer = nil, false
@@ -200,11 +200,9 @@ func (s *Service) startInfra(ctx context.Context, p *pod, st *Status, undo *clea
 	return nil
 }
 
-// stopInfra stops the pod's pause, if it has one, and forgets the process.
-func (s *Service) stopInfra(ctx context.Context, p *pod, has bool) error {
-	if !has {
-		return nil
-	}
+// stopInfra stops the pod's pause (deletes its container, kills it if it runs) and
+// forgets the process.
+func (s *Service) stopInfra(ctx context.Context, p *pod) error {
 	h, ok := s.cfg.Handlers[p.meta.Handler]
 	if !ok || h.Runtime == nil {
 		return fmt.Errorf("runtime handler %q of the pod's pause is no longer configured", p.meta.Handler)

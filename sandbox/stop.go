@@ -53,7 +53,7 @@ func (s *Service) stop(ctx context.Context, p *pod) error {
 	}
 	if st.Infra != nil || st.InfraContainer {
 		wg.Go(func() {
-			if infraErr = s.stopInfra(ctx, p, true); infraErr == nil {
+			if infraErr = s.stopInfra(ctx, p); infraErr == nil {
 				st.Infra, st.InfraContainer = nil, false
 			}
 		})
@@ -61,7 +61,7 @@ func (s *Service) stop(ctx context.Context, p *pod) error {
 	wg.Wait()
 	errs := []error{netErr, infraErr}
 	if !st.Network {
-		errs = append(errs, s.releaseNamespaces(&st))
+		errs = append(errs, st.releaseNamespaces())
 	}
 	if st.Shm != "" {
 		err := podfiles.UnmountShm(st.Shm)
@@ -75,6 +75,7 @@ func (s *Service) stop(ctx context.Context, p *pod) error {
 		st.StoppedAt = time.Now().UnixNano()
 	}
 	err := errors.Join(errs...)
+	st.Reason = ""
 	if err != nil {
 		st.Reason = fmt.Sprintf("stop incomplete: %v", err)
 	}
@@ -89,7 +90,7 @@ func (s *Service) stop(ctx context.Context, p *pod) error {
 }
 
 // releaseNamespaces unpins the pod's namespaces and clears them from st.
-func (s *Service) releaseNamespaces(st *Status) error {
+func (st *Status) releaseNamespaces() error {
 	ns := st.Namespaces
 	if ns.Net == "" && ns.IPC == "" && ns.UTS == "" {
 		return nil
