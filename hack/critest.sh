@@ -109,9 +109,23 @@ remove_portmap_chains() {
 	done
 }
 
+# remove_pods removes the pods critest left (some specs do not clean up when they
+# fail), through berthd, so that no pause, namespace or cgroup outlives the run:
+# berthd's stop leaves pods running, as it must.
+remove_pods() {
+	local n
+	[ -n "$berthd_pid" ] && running "$berthd_pid" && [ -S "${sock:-}" ] || return 0
+	n=$("$crictl" --runtime-endpoint "unix://$sock" --timeout 10s pods -q 2>/dev/null | wc -l)
+	[ "$n" -gt 0 ] || return 0
+	log "removing the $n pod(s) critest left"
+	"$crictl" --runtime-endpoint "unix://$sock" --timeout 60s rmp --all --force >/dev/null 2>&1 ||
+		log "could not remove every pod critest left"
+}
+
 cleanup() {
 	local rc=$? m
 	set +e
+	remove_pods
 	stop "$berthd_pid" berthd
 	stop "$registry_pid" testregistry
 	for f in junit.xml critest.log berthd.log registry.log berth.toml; do
