@@ -41,6 +41,7 @@ func TestRunPodFailureLeavesNothing(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newTestNetwork(t)
+			cleanupPortmapChains(t) // the pod has a host port
 			extra := "[pod]\ncreate_timeout = \"3s\"\n"
 			if tc.plugin != "" {
 				n.failPlugin(t, tc.plugin, tc.mode)

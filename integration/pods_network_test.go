@@ -18,6 +18,7 @@ import (
 // forwarding rules are gone.
 func TestPodHostPort(t *testing.T) {
 	n := newTestNetwork(t)
+	cleanupPortmapChains(t)
 	d := startPodDaemon(t, n, "")
 	hostPort := freeTCPPort(t)
 	id := d.runPod(t, podConfig(t, "web", func(c *runtimeapi.PodSandboxConfig) {
