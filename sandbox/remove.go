@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/internal/nspin"
 	"github.com/berth-runtime/berth/sandbox/podfiles"
 )
@@ -16,19 +15,7 @@ import (
 // its cgroup (if berth made it), its directory and its record go, and its name is free
 // again. Removing an absent pod is a no-op.
 func (s *Service) RemovePod(ctx context.Context, id string) error {
-	p, err := s.get(id)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return nil
-		}
-		return err
-	}
-	p.op.Lock()
-	defer p.op.Unlock()
-	if p.removed {
-		return nil
-	}
-	return s.remove(ctx, p)
+	return s.idempotent(id, func(p *pod) error { return s.remove(ctx, p) })
 }
 
 // remove stops the pod if needed and deletes everything left of it. p.op must be held.

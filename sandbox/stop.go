@@ -16,11 +16,17 @@ import (
 // addresses are released), its namespaces and shm are released. Its record, files and
 // cgroup stay until RemovePod. Stopping a stopped or unknown pod is a no-op.
 func (s *Service) StopPod(ctx context.Context, id string) error {
+	return s.idempotent(id, func(p *pod) error { return s.stop(ctx, p) })
+}
+
+// idempotent runs op on the pod with its operation lock held. An absent (or just
+// removed) pod is not an error: Stop and Remove are idempotent.
+func (s *Service) idempotent(id string, op func(*pod) error) error {
 	p, err := s.get(id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
 	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return nil
-		}
 		return err
 	}
 	p.op.Lock()
@@ -28,7 +34,7 @@ func (s *Service) StopPod(ctx context.Context, id string) error {
 	if p.removed {
 		return nil
 	}
-	return s.stop(ctx, p)
+	return op(p)
 }
 
 // stop releases what the pod holds and records it NOTREADY. p.op must be held. What
