@@ -47,6 +47,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer images.Close()
 
 	handlers, runtimes, runtimeReady := probeRuntimes(ctx, cfg, log)
+	keyed, err := cfg.Keyed()
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
 	pods, netm, err := newPodService(ctx, cfg, log, runtimes)
 	if err != nil {
 		return err
@@ -65,7 +69,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		CgroupDriver:    cfg.CgroupDriver,
 		RuntimeReady:    runtimeReady,
 		NetworkReady:    networkReady(netm),
-		EffectiveConfig: cfg,
+		EffectiveConfig: keyed,
 	})
 
 	socket, _ := config.ListenPath(cfg.Listen)

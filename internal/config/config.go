@@ -206,3 +206,17 @@ func ListenPath(listen string) (string, error) {
 	}
 	return path, nil
 }
+
+// Keyed returns the configuration as nested maps keyed by the TOML names, so that what
+// berthd reports (verbose Status) reads like the file an operator writes.
+func (c Config) Keyed() (map[string]any, error) {
+	var buf strings.Builder
+	if err := toml.NewEncoder(&buf).Encode(c); err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if _, err := toml.Decode(buf.String(), &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}

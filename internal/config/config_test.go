@@ -128,3 +128,17 @@ func TestPodSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyedUsesTOMLNames(t *testing.T) {
+	m, err := Defaults().Keyed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["root"] != "/var/lib/berth" {
+		t.Errorf("root = %v", m["root"])
+	}
+	img, _ := m["image"].(map[string]any)
+	if img["stall_timeout"] != "1m0s" {
+		t.Errorf("image.stall_timeout = %v (image = %v)", img["stall_timeout"], img)
+	}
+}
