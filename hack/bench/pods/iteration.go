@@ -8,10 +8,14 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/berth-runtime/berth/hack/bench/benchstats"
 	"github.com/containernetworking/cni/libcni"
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
+
+// series are the samples of one measured operation.
+type series = benchstats.Series
 
 // rows are the measured operations, in print order.
 type rows struct {
@@ -22,26 +26,26 @@ type rows struct {
 
 func newRows() *rows {
 	r := &rows{
-		rawRun: &series{name: "raw runc run (pause)"}, rawStop: &series{name: "raw runc kill+delete"},
-		rawAdd: &series{name: "raw CNI ADD (libcni)"}, rawDel: &series{name: "raw CNI DEL (libcni)"},
-		status: &series{name: "pod status"}, list: &series{name: "list pods"},
-		runNoPause:    &series{name: "run (per-container PID)", target: 35 * time.Millisecond},
-		stopNoPause:   &series{name: "stop (per-container PID)", target: 30 * time.Millisecond},
-		removeNoPause: &series{name: "remove (per-container PID)", target: 5 * time.Millisecond},
+		rawRun: &series{Name: "raw runc run (pause)"}, rawStop: &series{Name: "raw runc kill+delete"},
+		rawAdd: &series{Name: "raw CNI ADD (libcni)"}, rawDel: &series{Name: "raw CNI DEL (libcni)"},
+		status: &series{Name: "pod status"}, list: &series{Name: "list pods"},
+		runNoPause:    &series{Name: "run (per-container PID)", Target: 35 * time.Millisecond},
+		stopNoPause:   &series{Name: "stop (per-container PID)", Target: 30 * time.Millisecond},
+		removeNoPause: &series{Name: "remove (per-container PID)", Target: 5 * time.Millisecond},
 	}
-	r.run = &series{name: "run (shared PID: pause)", target: 35 * time.Millisecond, base: r.rawRun}
-	r.stop = &series{name: "stop (shared PID: pause)", target: 30 * time.Millisecond, base: r.rawDel}
-	r.remove = &series{name: "remove (shared PID: pause)", target: 5 * time.Millisecond}
-	r.runNoPause.base = r.rawAdd
-	r.stopNoPause.base = r.rawDel
+	r.run = &series{Name: "run (shared PID: pause)", Target: 35 * time.Millisecond, Base: r.rawRun}
+	r.stop = &series{Name: "stop (shared PID: pause)", Target: 30 * time.Millisecond, Base: r.rawDel}
+	r.remove = &series{Name: "remove (shared PID: pause)", Target: 5 * time.Millisecond}
+	r.runNoPause.Base = r.rawAdd
+	r.stopNoPause.Base = r.rawDel
 	return r
 }
 
 func (r *rows) print() {
-	table(os.Stdout, []*series{r.rawRun, r.rawStop, r.rawAdd, r.rawDel,
+	benchstats.Table(os.Stdout, []*series{r.rawRun, r.rawStop, r.rawAdd, r.rawDel,
 		r.run, r.status, r.list, r.stop, r.remove, r.runNoPause, r.stopNoPause, r.removeNoPause})
 	fmt.Printf("\nraw runc run + raw CNI ADD, sequential: mean %s ms; in parallel (max of the two): mean %s ms\n",
-		ms(r.rawRun.mean()+r.rawAdd.mean()), ms(max(r.rawRun.mean(), r.rawAdd.mean())))
+		benchstats.MS(r.rawRun.Mean()+r.rawAdd.Mean()), benchstats.MS(max(r.rawRun.Mean(), r.rawAdd.Mean())))
 }
 
 // timed runs f and records its duration in s unless i < 0 (the warm-up).
@@ -49,7 +53,7 @@ func timed(i int, s *series, f func() error) error {
 	start := time.Now()
 	err := f()
 	if i >= 0 {
-		s.add(time.Since(start))
+		s.Add(time.Since(start))
 	}
 	return err
 }

@@ -19,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/berth-runtime/berth/hack/bench/benchstats"
 	"github.com/berth-runtime/berth/hack/testimages"
 	"github.com/berth-runtime/berth/image"
 )
@@ -222,7 +223,7 @@ func startProfiles(o options) (stop func(), err error) {
 func timed(s *series, fn func() error) error {
 	start := time.Now()
 	err := fn()
-	s.add(time.Since(start))
+	s.Add(time.Since(start))
 	return err
 }
 
@@ -303,29 +304,29 @@ func (b *bench) iteration(ctx context.Context, i int) error {
 
 func (b *bench) reset() {
 	for _, s := range []*series{&b.floor, &b.floorSync, &b.floorRemove, &b.cold, &b.status, &b.list, &b.warm, &b.remove} {
-		s.samples = nil
+		s.Samples = nil
 	}
 	b.phases.reset()
 }
 
 func (b *bench) report(o options) {
-	b.floor.name, b.floorSync.name, b.floorRemove.name = "floor: GET+gunzip+untar", "floor + syncfs", "floor: rm -rf"
+	b.floor.Name, b.floorSync.Name, b.floorRemove.Name = "floor: GET+gunzip+untar", "floor + syncfs", "floor: rm -rf"
 	if o.zstd {
-		b.floor.name = "floor: GET+unzstd+untar"
+		b.floor.Name = "floor: GET+unzstd+untar"
 	}
-	b.floorSync.base = &b.floor
-	b.cold.name, b.cold.target, b.cold.base = "cold pull", 8*time.Millisecond, &b.floor
-	b.warm.name = "warm pull"
-	b.remove.name, b.remove.base = "remove", &b.floorRemove
-	b.status.name, b.status.target = "image status", 700*time.Microsecond
-	b.list.name, b.list.target = "list images", 300*time.Microsecond
+	b.floorSync.Base = &b.floor
+	b.cold.Name, b.cold.Target, b.cold.Base = "cold pull", 8*time.Millisecond, &b.floor
+	b.warm.Name = "warm pull"
+	b.remove.Name, b.remove.Base = "remove", &b.floorRemove
+	b.status.Name, b.status.Target = "image status", 700*time.Microsecond
+	b.list.Name, b.list.Target = "list images", 300*time.Microsecond
 	rows := []*series{&b.floor, &b.floorSync, &b.cold}
 	if o.phases {
 		for _, p := range b.phases.series() {
-			p.base = &b.cold
+			p.Base = &b.cold
 			rows = append(rows, p)
 		}
 	}
 	rows = append(rows, &b.warm, &b.floorRemove, &b.remove, &b.status, &b.list)
-	table(os.Stdout, rows)
+	benchstats.Table(os.Stdout, rows)
 }
