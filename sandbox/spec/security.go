@@ -1,0 +1,163 @@
+package spec
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-runtime/berth/internal/errdefs"
+)
+
+// allCaps is every capability Linux defines up to 6.x, in number order.
+var allCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
+	"CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP",
+	"CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+	"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+	"CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+	"CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+	"CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD",
+	"CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP",
+	"CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+	"CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+	"CAP_CHECKPOINT_RESTORE",
+}
+
+// normalizeCap turns "net_admin", "NET_ADMIN" or "CAP_NET_ADMIN" into
+// "CAP_NET_ADMIN"; "ALL" stays "ALL". Unknown names are InvalidArgument.
+func normalizeCap(c string) (string, error) {
+	u := strings.ToUpper(strings.TrimSpace(c))
+	if u == "ALL" {
+		return u, nil
+	}
+	if !strings.HasPrefix(u, "CAP_") {
+		u = "CAP_" + u
+	}
+	if !slices.Contains(allCaps, u) {
+		return "", errdefs.InvalidArgument("unknown capability " + c)
+	}
+	return u, nil
+}
+
+// WithCapabilities owns process.capabilities. Privileged gets every
+// capability. Otherwise it starts from the default set; "ALL" in add starts
+// from every capability, "ALL" in drop from none; then the named adds are
+// added and the named drops removed (a drop wins over an add). The same set
+// goes to the bounding, effective and permitted sets; inheritable and
+// ambient stay empty.
+func WithCapabilities(privileged bool, add, drop []string) Opt {
+	return func(s *specs.Spec) error {
+		if privileged {
+			s.Process.Capabilities = capSet(allCaps)
+			return nil
+		}
+		addN, addAll, err := normalizeCaps(add)
+		if err != nil {
+			return err
+		}
+		dropN, dropAll, err := normalizeCaps(drop)
+		if err != nil {
+			return err
+		}
+		caps := slices.Clone(defaultCaps)
+		if addAll {
+			caps = slices.Clone(allCaps)
+		}
+		if dropAll {
+			caps = nil
+		}
+		for _, c := range addN {
+			if !slices.Contains(caps, c) {
+				caps = append(caps, c)
+			}
+		}
+		caps = slices.DeleteFunc(caps, func(c string) bool { return slices.Contains(dropN, c) })
+		s.Process.Capabilities = capSet(caps)
+		return nil
+	}
+}
+
+func normalizeCaps(in []string) (named []string, all bool, err error) {
+	for _, c := range in {
+		n, err := normalizeCap(c)
+		if err != nil {
+			return nil, false, err
+		}
+		if n == "ALL" {
+			all = true
+			continue
+		}
+		named = append(named, n)
+	}
+	return named, all, nil
+}
+
+// WithPrivileged gives every capability, clears the masked and read-only
+// paths and makes /sys and the cgroup mount writable. Apply it after
+// WithMaskedPaths/WithReadonlyPaths so they cannot undo it. Device access is
+// WithDevices' business.
+func WithPrivileged() Opt {
+	return func(s *specs.Spec) error {
+		s.Process.Capabilities = capSet(allCaps)
+		s.Linux.MaskedPaths = nil
+		s.Linux.ReadonlyPaths = nil
+		for i := range s.Mounts {
+			m := &s.Mounts[i]
+			if m.Destination == "/sys" || m.Destination == "/sys/fs/cgroup" {
+				m.Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "ro" })
+				m.Options = append(m.Options, "rw")
+			}
+		}
+		return nil
+	}
+}
+
+// WithReadonlyRootfs sets root.readonly.
+func WithReadonlyRootfs(ro bool) Opt {
+	return func(s *specs.Spec) error {
+		s.Root.Readonly = ro
+		return nil
+	}
+}
+
+// WithMaskedPaths replaces linux.maskedPaths with the CRI's list. kubelet
+// sends the defaults itself for the Default procMount and an empty list for
+// Unmasked; over gRPC an empty repeated field arrives as nil, which this
+// option cannot tell from "not set", so nil keeps the base defaults (as
+// containerd does) and only a non-nil list replaces them.
+func WithMaskedPaths(paths []string) Opt {
+	return func(s *specs.Spec) error {
+		if paths == nil {
+			return nil
+		}
+		if err := allAbsolute(paths); err != nil {
+			return err
+		}
+		s.Linux.MaskedPaths = slices.Clone(paths)
+		return nil
+	}
+}
+
+// WithReadonlyPaths is WithMaskedPaths for linux.readonlyPaths.
+func WithReadonlyPaths(paths []string) Opt {
+	return func(s *specs.Spec) error {
+		if paths == nil {
+			return nil
+		}
+		if err := allAbsolute(paths); err != nil {
+			return err
+		}
+		s.Linux.ReadonlyPaths = slices.Clone(paths)
+		return nil
+	}
+}
+
+func allAbsolute(paths []string) error {
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "/") {
+			return errdefs.InvalidArgument("path " + p + " is not absolute")
+		}
+	}
+	return nil
+}

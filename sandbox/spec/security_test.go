@@ -1,0 +1,122 @@
+package spec
+
+import (
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/berth-runtime/berth/internal/errdefs"
+)
+
+func TestWithCapabilities(t *testing.T) {
+	plus := func(extra ...string) []string { return append(slices.Clone(defaultCaps), extra...) }
+	minus := func(gone ...string) []string {
+		return slices.DeleteFunc(slices.Clone(defaultCaps), func(c string) bool { return slices.Contains(gone, c) })
+	}
+	for _, tc := range []struct {
+		name       string
+		privileged bool
+		add, drop  []string
+		want       []string
+		wantErr    bool
+	}{
+		{"defaults", false, nil, nil, defaultCaps, false},
+		{"privileged", true, nil, []string{"ALL"}, allCaps, false},
+		{"add without prefix", false, []string{"net_admin"}, nil, plus("CAP_NET_ADMIN"), false},
+		{"add with prefix", false, []string{"CAP_SYS_ADMIN"}, nil, plus("CAP_SYS_ADMIN"), false},
+		{"add existing once", false, []string{"CHOWN"}, nil, defaultCaps, false},
+		{"drop", false, nil, []string{"CHOWN", "cap_kill"}, minus("CAP_CHOWN", "CAP_KILL"), false},
+		{"drop all add one", false, []string{"NET_BIND_SERVICE"}, []string{"ALL"}, []string{"CAP_NET_BIND_SERVICE"}, false},
+		{"drop all", false, nil, []string{"all"}, nil, false},
+		{"add all", false, []string{"ALL"}, nil, allCaps, false},
+		{"add all drop one", false, []string{"ALL"}, []string{"SYS_ADMIN"},
+			slices.DeleteFunc(slices.Clone(allCaps), func(c string) bool { return c == "CAP_SYS_ADMIN" }), false},
+		{"drop wins over add", false, []string{"NET_ADMIN"}, []string{"NET_ADMIN"}, defaultCaps, false},
+		{"unknown add", false, []string{"FLY"}, nil, nil, true},
+		{"unknown drop", false, nil, []string{"CAP_FLY"}, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Build(WithCapabilities(tc.privileged, tc.add, tc.drop))
+			if tc.wantErr {
+				if !errdefs.IsInvalidArgument(err) {
+					t.Fatalf("err = %v, want invalid argument", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := s.Process.Capabilities
+			for name, got := range map[string][]string{"bounding": c.Bounding, "effective": c.Effective, "permitted": c.Permitted} {
+				if len(got) != len(tc.want) || !reflect.DeepEqual(sorted(got), sorted(tc.want)) {
+					t.Errorf("%s = %v, want %v", name, got, tc.want)
+				}
+			}
+			if len(c.Inheritable) != 0 || len(c.Ambient) != 0 {
+				t.Errorf("inheritable %v ambient %v, want empty", c.Inheritable, c.Ambient)
+			}
+		})
+	}
+}
+
+func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
+
+func TestWithPrivileged(t *testing.T) {
+	s, err := Build(WithMaskedPaths([]string{"/x"}), WithPrivileged())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Linux.MaskedPaths != nil || s.Linux.ReadonlyPaths != nil {
+		t.Errorf("masked %v readonly %v", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
+	}
+	if len(s.Process.Capabilities.Bounding) != len(allCaps) {
+		t.Errorf("caps %v", s.Process.Capabilities.Bounding)
+	}
+	for _, m := range s.Mounts {
+		if (m.Destination == "/sys" || m.Destination == "/sys/fs/cgroup") && (slices.Contains(m.Options, "ro") || !slices.Contains(m.Options, "rw")) {
+			t.Errorf("%s options %v", m.Destination, m.Options)
+		}
+	}
+	// The base must not have been modified through shared option slices.
+	b, _ := Build()
+	for _, m := range b.Mounts {
+		if m.Destination == "/sys" && !slices.Contains(m.Options, "ro") {
+			t.Error("privileged leaked into the base /sys mount")
+		}
+	}
+}
+
+func TestPathsAndReadonlyRootfs(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		masked, ro   []string
+		wantMasked   []string
+		wantReadonly []string
+		wantErr      bool
+	}{
+		{"nil keeps defaults", nil, nil, defaultMaskedPaths, defaultReadonlyPaths, false},
+		{"empty clears", []string{}, []string{}, []string{}, []string{}, false},
+		{"replace", []string{"/a"}, []string{"/b"}, []string{"/a"}, []string{"/b"}, false},
+		{"relative masked", []string{"a"}, nil, nil, nil, true},
+		{"relative readonly", nil, []string{"b"}, nil, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Build(WithMaskedPaths(tc.masked), WithReadonlyPaths(tc.ro), WithReadonlyRootfs(true))
+			if tc.wantErr {
+				if !errdefs.IsInvalidArgument(err) {
+					t.Fatalf("err = %v, want invalid argument", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(s.Linux.MaskedPaths, tc.wantMasked) || !reflect.DeepEqual(s.Linux.ReadonlyPaths, tc.wantReadonly) {
+				t.Errorf("masked %v readonly %v", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
+			}
+			if !s.Root.Readonly {
+				t.Error("root not read-only")
+			}
+		})
+	}
+}
