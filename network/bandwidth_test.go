@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/berth-runtime/berth/network/cnitest"
 )
 
 func ifbLinks(t *testing.T) []string {
@@ -66,7 +68,7 @@ func TestBandwidthCapability(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, l := range added {
-		if linkExists(l) {
+		if cnitest.LinkExists(l) {
 			t.Errorf("ifb device %s left after Teardown", l)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/internal/nspin"
+	"github.com/berth-runtime/berth/network/cnitest"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -154,7 +155,7 @@ func TestPodToPod(t *testing.T) {
 					t.Fatalf("Teardown #%d: %v", i+1, err)
 				}
 			}
-			if slices.Contains(n.allocated(t), ra.IPs[0].String()) {
+			if slices.Contains(cnitest.Allocated(t, n.dataDir, n.name), ra.IPs[0].String()) {
 				t.Errorf("%s still allocated after Teardown", ra.IPs[0])
 			}
 			waitGone(t, vethA)
@@ -164,7 +165,7 @@ func TestPodToPod(t *testing.T) {
 			if err := n.m.Teardown(ctx, b); err != nil {
 				t.Fatal(err)
 			}
-			if ips, ports := n.allocated(t), n.ports(t); len(ips)+len(ports) != 0 {
+			if ips, ports := cnitest.Allocated(t, n.dataDir, n.name), cnitest.BridgePorts(t, n.bridge); len(ips)+len(ports) != 0 {
 				t.Errorf("left behind: addresses %v, bridge ports %v", ips, ports)
 			}
 			if ids, err := n.m.AttachedPods(); err != nil || len(ids) != 0 {
@@ -229,7 +230,7 @@ func TestTeardown(t *testing.T) {
 				t.Fatal(err)
 			}
 			veth, chain := hostVeth(t, r), n.dnatChain(p.ID)
-			if len(iptablesMentions(t, chain)) == 0 {
+			if len(cnitest.IPTablesMentions(t, chain)) == 0 {
 				t.Fatalf("no DNAT chain %s after Setup", chain)
 			}
 			p2, m := tt.before(t, n, p, r)
@@ -237,11 +238,11 @@ func TestTeardown(t *testing.T) {
 			if err := m.Teardown(ctx, p2); err != nil {
 				t.Fatal(err)
 			}
-			if ips := n.allocated(t); len(ips) != 0 {
+			if ips := cnitest.Allocated(t, n.dataDir, n.name); len(ips) != 0 {
 				t.Errorf("addresses still allocated: %v", ips)
 			}
 			waitGone(t, veth)
-			if rules := iptablesMentions(t, chain, p.ID); len(rules) != 0 {
+			if rules := cnitest.IPTablesMentions(t, chain, p.ID); len(rules) != 0 {
 				t.Errorf("iptables rules left: %q", rules)
 			}
 			if entries, _ := os.ReadDir(filepath.Join(n.cacheDir, "results")); len(entries) != 0 {
@@ -309,7 +310,7 @@ func TestSetupErrors(t *testing.T) {
 			if err == nil || (tt.wantIs != nil && !errors.Is(err, tt.wantIs)) || !strings.Contains(err.Error(), tt.wantMsg) {
 				t.Fatalf("Setup error = %v, want %v containing %q", err, tt.wantIs, tt.wantMsg)
 			}
-			if ips, ports := n.allocated(t), n.ports(t); len(ips)+len(ports) != 0 {
+			if ips, ports := cnitest.Allocated(t, n.dataDir, n.name), cnitest.BridgePorts(t, n.bridge); len(ips)+len(ports) != 0 {
 				t.Errorf("failed Setup left addresses %v, bridge ports %v", ips, ports)
 			}
 		})

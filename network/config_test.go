@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/network/cnitest"
 )
 
 // defaultListShape is what a test reads back from a rendered default network.
@@ -236,13 +237,13 @@ func TestDefaultNetworkSetup(t *testing.T) {
 	if !loopbackUp(t, p.NetNS) {
 		t.Error("lo is down")
 	}
-	if rules := iptablesMentions(t, n.subnet); len(rules) != 0 {
+	if rules := cnitest.IPTablesMentions(t, n.subnet); len(rules) != 0 {
 		t.Errorf("masquerade rules although NoIPMasq: %q", rules)
 	}
 	if err := m.Teardown(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	if ips := n.allocated(t); len(ips) != 0 {
+	if ips := cnitest.Allocated(t, n.dataDir, n.name); len(ips) != 0 {
 		t.Errorf("addresses left: %v", ips)
 	}
 }

@@ -2,13 +2,10 @@ package network
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -20,6 +17,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/berth-runtime/berth/internal/nspin"
+	"github.com/berth-runtime/berth/network/cnitest"
 )
 
 // pluginDir holds Debian's CNI plugins, which the tests run for real.
@@ -74,17 +72,17 @@ type testNet struct {
 func newTestNet(t *testing.T, o netOpts) *testNet {
 	t.Helper()
 	requireCNI(t)
-	id := randHex(t, 4)
+	id := cnitest.RandomHex(t, 4)
 	n := &testNet{
 		name:     "berth-test-" + id,
 		bridge:   "bt" + id,
-		subnet:   freeSubnet(t),
+		subnet:   cnitest.FreeSubnet(t, "10.199"),
 		dataDir:  t.TempDir(),
 		confDir:  t.TempDir(),
 		cacheDir: t.TempDir(),
 	}
 	t.Cleanup(func() { deleteLink(t, n.bridge) })
-	cleanupPortmapChains(t)
+	cnitest.CleanupPortmapChains(t, false)
 	writeFile(t, filepath.Join(n.confDir, "10-test.conflist"), n.conflist(o), 0o644)
 	m, err := New(Config{ConfDir: n.confDir, BinDirs: []string{pluginDir}, CacheDir: n.cacheDir}, testLogger(t))
 	if err != nil {
@@ -127,7 +125,7 @@ func (n *testNet) gateway() net.IP {
 // unpins the namespace.
 func (n *testNet) pod(t *testing.T, name string) Pod {
 	t.Helper()
-	id := randHex(t, 16)
+	id := cnitest.RandomHex(t, 16)
 	pinned, err := nspin.Pin(filepath.Join(t.TempDir(), "ns"), nspin.Net)
 	if err != nil {
 		t.Fatal(err)
@@ -146,60 +144,10 @@ func (n *testNet) pod(t *testing.T, name string) Pod {
 	return p
 }
 
-// allocated lists the addresses host-local holds in the test network.
-func (n *testNet) allocated(t testing.TB) []string {
-	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(n.dataDir, n.name))
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var ips []string
-	for _, e := range entries {
-		if net.ParseIP(e.Name()) != nil {
-			ips = append(ips, e.Name())
-		}
-	}
-	return ips
-}
-
-// ports lists the interfaces enslaved to the test bridge (the pods' host-side veths).
-func (n *testNet) ports(t testing.TB) []string {
-	t.Helper()
-	entries, err := os.ReadDir(filepath.Join("/sys/class/net", n.bridge, "brif"))
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 // dnatChain is the name portmap gives a pod's DNAT chain.
 func (n *testNet) dnatChain(podID string) string {
 	sum := sha512.Sum512([]byte(n.name + podID))
 	return "CNI-DN-" + hex.EncodeToString(sum[:])[:28-len("CNI-DN-")]
-}
-
-// iptablesMentions returns the lines of iptables-save (nat and filter) that mention any
-// of the needles.
-func iptablesMentions(t testing.TB, needles ...string) []string {
-	t.Helper()
-	out, err := exec.Command("iptables-save").CombinedOutput()
-	if err != nil {
-		t.Fatalf("iptables-save: %v: %s", err, out)
-	}
-	var hits []string
-	for _, line := range strings.Split(string(out), "\n") {
-		for _, s := range needles {
-			if strings.Contains(line, s) {
-				hits = append(hits, line)
-				break
-			}
-		}
-	}
-	return hits
 }
 
 // hostVeth returns the host side of the pod's veth from a Setup result.
@@ -219,18 +167,12 @@ func hostVeth(t testing.TB, r Result) string {
 	return ""
 }
 
-// linkExists reports whether a host interface exists.
-func linkExists(name string) bool {
-	_, err := os.Stat(filepath.Join("/sys/class/net", name))
-	return err == nil
-}
-
 // waitGone waits for a host interface to disappear (a veth goes when the kernel finishes
 // destroying its peer's namespace, asynchronously).
 func waitGone(t testing.TB, name string) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if !linkExists(name) {
+		if !cnitest.LinkExists(name) {
 			return
 		}
 	}
@@ -238,41 +180,12 @@ func waitGone(t testing.TB, name string) {
 }
 
 func deleteLink(t testing.TB, name string) {
-	if !linkExists(name) {
+	if !cnitest.LinkExists(name) {
 		return
 	}
 	if out, err := exec.Command("ip", "link", "del", name).CombinedOutput(); err != nil {
 		t.Errorf("delete %s: %v: %s", name, err, out)
 	}
-}
-
-// freeSubnet picks a /24 in 10.199.0.0/16 that no host interface uses.
-func freeSubnet(t testing.TB) string {
-	t.Helper()
-	addrs, _ := net.InterfaceAddrs()
-	for range 100 {
-		x, _ := rand.Int(rand.Reader, big.NewInt(256))
-		_, sub, _ := net.ParseCIDR(fmt.Sprintf("10.199.%d.0/24", x))
-		used := false
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && sub.Contains(ipn.IP) {
-				used = true
-			}
-		}
-		if !used {
-			return sub.String()
-		}
-	}
-	t.Fatal("no free test subnet")
-	return ""
-}
-
-func randHex(t testing.TB, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 func testLogger(t testing.TB) *slog.Logger {

@@ -6,12 +6,12 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/berth-runtime/berth/internal/nspin"
+	"github.com/berth-runtime/berth/network/cnitest"
 )
 
 // TestNoLeaks sets up and tears down 20 pods from 5 goroutines, each pod with its own
@@ -56,10 +56,10 @@ func TestNoLeaks(t *testing.T) {
 		needles = append(needles, o.pod.ID, o.chain)
 		veths = append(veths, o.veth)
 	}
-	if ips := n.allocated(t); len(ips) != 0 {
+	if ips := cnitest.Allocated(t, n.dataDir, n.name); len(ips) != 0 {
 		t.Errorf("addresses left: %v", ips)
 	}
-	if ports := n.ports(t); len(ports) != 0 {
+	if ports := cnitest.BridgePorts(t, n.bridge); len(ports) != 0 {
 		t.Errorf("bridge ports left: %v", ports)
 	}
 	for _, v := range veths {
@@ -67,10 +67,10 @@ func TestNoLeaks(t *testing.T) {
 			waitGone(t, v)
 		}
 	}
-	if rules := iptablesMentions(t, needles...); len(rules) != 0 {
+	if rules := cnitest.IPTablesMentions(t, needles...); len(rules) != 0 {
 		t.Errorf("iptables rules left: %q", rules)
 	}
-	if m := mountsUnder(t, root); len(m) != 0 {
+	if m := cnitest.MountsUnder(t, root); len(m) != 0 {
 		t.Errorf("namespace mounts left: %q", m)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(n.cacheDir, "results")); len(entries) != 0 {
@@ -100,21 +100,6 @@ func leakRound(t *testing.T, n *testNet, root string, i, hostPort int) (Pod, str
 		return p, veth, err
 	}
 	return p, veth, pinned.Remove()
-}
-
-func mountsUnder(t testing.TB, dir string) []string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir) {
-			out = append(out, line)
-		}
-	}
-	return out
 }
 
 // TestLatency measures Setup and Teardown of one pod at a time on the test network (no

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/berth-runtime/berth/network/cnitest"
 )
 
 // TestPortMapping forwards a host port to port 80 in a pod and reaches it from the host.
@@ -43,7 +45,7 @@ func TestPortMapping(t *testing.T) {
 				t.Fatal(err)
 			}
 			chain := n.dnatChain(p.ID)
-			if len(iptablesMentions(t, chain)) == 0 {
+			if len(cnitest.IPTablesMentions(t, chain)) == 0 {
 				t.Fatalf("no DNAT chain %s", chain)
 			}
 			addr := net.JoinHostPort(tt.dial(n), fmt.Sprint(hostPort))
@@ -65,7 +67,7 @@ func TestPortMapping(t *testing.T) {
 			if err := n.m.Teardown(ctx, p); err != nil {
 				t.Fatal(err)
 			}
-			if rules := iptablesMentions(t, chain, p.ID); len(rules) != 0 {
+			if rules := cnitest.IPTablesMentions(t, chain, p.ID); len(rules) != 0 {
 				t.Errorf("iptables rules left after Teardown: %q", rules)
 			}
 		})

@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/network/cnitest"
 )
 
 func requireRoot(t testing.TB) {
@@ -40,21 +41,6 @@ func hostNS(t testing.TB) map[Kind]uint64 {
 	return m
 }
 
-func mountsUnder(t testing.TB, dir string) []string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir) {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
 func TestPinAndRemove(t *testing.T) {
 	requireRoot(t)
 	host := hostNS(t)
@@ -77,7 +63,7 @@ func TestPinAndRemove(t *testing.T) {
 			t.Errorf("%s namespace is the host's", k)
 		}
 	}
-	if got := len(mountsUnder(t, dir)); got != 3 {
+	if got := len(cnitest.MountsUnder(t, dir)); got != 3 {
 		t.Errorf("%d mounts under %s, want 3", got, dir)
 	}
 	if after := hostNS(t); fmt.Sprint(after) != fmt.Sprint(host) {
@@ -89,7 +75,7 @@ func TestPinAndRemove(t *testing.T) {
 			t.Fatalf("Remove #%d: %v", i+1, err)
 		}
 	}
-	if m := mountsUnder(t, dir); len(m) != 0 {
+	if m := cnitest.MountsUnder(t, dir); len(m) != 0 {
 		t.Errorf("mounts left: %v", m)
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
@@ -126,7 +112,7 @@ func TestPinErrors(t *testing.T) {
 				_ = p.Remove()
 				t.Fatal("Pin succeeded")
 			}
-			if m := mountsUnder(t, dir); len(m) != 0 {
+			if m := cnitest.MountsUnder(t, dir); len(m) != 0 {
 				t.Errorf("mounts left after failed Pin: %v", m)
 			}
 			if _, err := os.Stat(filepath.Join(dir, "net")); !errors.Is(err, os.ErrNotExist) {
@@ -195,7 +181,7 @@ func TestPinConcurrentLeavesThreadsAlone(t *testing.T) {
 	if after := hostNS(t); fmt.Sprint(after) != fmt.Sprint(host) {
 		t.Errorf("host namespaces changed: %v -> %v", host, after)
 	}
-	if m := mountsUnder(t, root); len(m) != 0 {
+	if m := cnitest.MountsUnder(t, root); len(m) != 0 {
 		t.Errorf("mounts left: %v", m)
 	}
 }
