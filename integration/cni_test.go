@@ -1,17 +1,14 @@
 package integration
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/berth-runtime/berth/network/cnitest"
 )
 
 // cniPluginDir holds Debian's CNI plugins, which the pod tests run for real.
@@ -21,7 +18,7 @@ const cniPluginDir = "/usr/lib/cni"
 // 10.198.0.0/16, no masquerading, host-local records in a test directory, portmap and
 // loopback. The bridge is removed when the test ends, whether it passed or not, and
 // net.ipv4.ip_forward, which the bridge plugin turns on, is put back. Tests that give
-// pods host ports call cleanupPortmapChains too.
+// pods host ports call cnitest.CleanupPortmapChains too.
 type testNetwork struct {
 	name, bridge, subnet string
 	subnet6              string // "" unless dual-stack
@@ -46,24 +43,24 @@ func newDualStackNetwork(t *testing.T) *testNetwork {
 func newTestNetworkWith(t *testing.T, dualStack bool) *testNetwork {
 	t.Helper()
 	requireCNI(t)
-	id := randomHex(t, 4)
+	id := cnitest.RandomHex(t, 4)
 	n := &testNetwork{
 		name:    "berth-it-" + id,
 		bridge:  "bt" + id,
-		subnet:  freeTestSubnet(t),
+		subnet:  cnitest.FreeSubnet(t, "10.198"),
 		dataDir: t.TempDir(),
 		confDir: t.TempDir(),
 		binDir:  t.TempDir(),
 	}
 	ranges := [][]map[string]string{{{"subnet": n.subnet}}}
 	if dualStack {
-		n.subnet6 = fmt.Sprintf("fd42:%s:%s::/64", randomHex(t, 2), randomHex(t, 2))
+		n.subnet6 = fmt.Sprintf("fd42:%s:%s::/64", cnitest.RandomHex(t, 2), cnitest.RandomHex(t, 2))
 		ranges = append(ranges, []map[string]string{{"subnet": n.subnet6}})
 	}
 	const fwd = "/proc/sys/net/ipv4/ip_forward"
 	before, fwdErr := os.ReadFile(fwd)
 	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "link", "del", n.bridge).CombinedOutput(); err != nil && linkExists(n.bridge) {
+		if out, err := exec.Command("ip", "link", "del", n.bridge).CombinedOutput(); err != nil && cnitest.LinkExists(n.bridge) {
 			t.Errorf("delete bridge %s: %v: %s", n.bridge, err, out)
 		}
 		if now, _ := os.ReadFile(fwd); fwdErr == nil && string(now) != string(before) {
@@ -133,36 +130,6 @@ func (n *testNetwork) restorePlugin(t *testing.T, plugin string) {
 
 func (n *testNetwork) hangPIDFile() string { return filepath.Join(n.binDir, "hang.pid") }
 
-// allocated lists the addresses host-local holds in the network.
-func (n *testNetwork) allocated(t testing.TB) []string {
-	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(n.dataDir, n.name))
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var ips []string
-	for _, e := range entries {
-		if net.ParseIP(e.Name()) != nil {
-			ips = append(ips, e.Name())
-		}
-	}
-	return ips
-}
-
-// veths lists the interfaces enslaved to the bridge (the host sides of pods' veths).
-func (n *testNetwork) veths(t testing.TB) []string {
-	t.Helper()
-	entries, err := os.ReadDir(filepath.Join("/sys/class/net", n.bridge, "brif"))
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 func requireCNI(t *testing.T) {
 	t.Helper()
 	for _, p := range []string{"bridge", "host-local", "portmap", "loopback"} {
@@ -173,110 +140,4 @@ func requireCNI(t *testing.T) {
 	if _, err := exec.LookPath("iptables-save"); err != nil {
 		t.Skip("iptables not installed")
 	}
-}
-
-func linkExists(name string) bool {
-	_, err := os.Stat(filepath.Join("/sys/class/net", name))
-	return err == nil
-}
-
-// freeTestSubnet picks a /24 in 10.198.0.0/16 that no host interface uses.
-func freeTestSubnet(t *testing.T) string {
-	t.Helper()
-	addrs, _ := net.InterfaceAddrs()
-	for range 100 {
-		x, _ := rand.Int(rand.Reader, big.NewInt(256))
-		_, sub, _ := net.ParseCIDR(fmt.Sprintf("10.198.%d.0/24", x))
-		used := false
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && sub.Contains(ipn.IP) {
-				used = true
-			}
-		}
-		if !used {
-			return sub.String()
-		}
-	}
-	t.Fatal("no free test subnet")
-	return ""
-}
-
-func randomHex(t testing.TB, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-// portmapChains are portmap's shared nat chains, with the rules that jump to them.
-var portmapChains = []struct {
-	chain string
-	jumps [][]string
-}{
-	{"CNI-HOSTPORT-DNAT", [][]string{
-		{"PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"},
-		{"OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"},
-	}},
-	{"CNI-HOSTPORT-MASQ", [][]string{
-		{"POSTROUTING", "-m", "comment", "--comment", "CNI portfwd requiring masquerade", "-j", "CNI-HOSTPORT-MASQ"},
-	}},
-	{"CNI-HOSTPORT-SETMARK", nil},
-}
-
-func natChainExists(chain string) bool {
-	return exec.Command("iptables", "-w", "-t", "nat", "-S", chain).Run() == nil
-}
-
-// cleanupPortmapChains removes, when the test ends, the shared chains portmap created
-// during the test, unless a pod on this host (another test's) still uses them.
-func cleanupPortmapChains(t *testing.T) {
-	existed := map[string]bool{}
-	for _, c := range portmapChains {
-		existed[c.chain] = natChainExists(c.chain)
-	}
-	t.Cleanup(func() {
-		out, err := exec.Command("iptables", "-w", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT").Output()
-		if err == nil && strings.Contains("\n"+string(out), "\n-A ") {
-			return // some pod still forwards ports
-		}
-		for _, c := range portmapChains {
-			if existed[c.chain] || !natChainExists(c.chain) {
-				continue
-			}
-			for _, j := range c.jumps {
-				args := append([]string{"-w", "-t", "nat", "-D"}, j...)
-				for exec.Command("iptables", args...).Run() == nil {
-				}
-			}
-			for _, op := range []string{"-F", "-X"} {
-				out, err := exec.Command("iptables", "-w", "-t", "nat", op, c.chain).CombinedOutput()
-				switch {
-				case err == nil:
-				case strings.Contains(string(out), "busy") || strings.Contains(string(out), "in use"):
-					// A pod of another test on this host started using it meanwhile.
-					t.Logf("iptables %s %s: in use by someone else now; left", op, c.chain)
-					return
-				default:
-					t.Errorf("iptables %s %s: %v: %s", op, c.chain, err, out)
-				}
-			}
-		}
-	})
-}
-
-// iptablesMentions returns the iptables-save lines (all tables) that mention s.
-func iptablesMentions(t testing.TB, s string) []string {
-	t.Helper()
-	out, err := exec.Command("iptables-save").CombinedOutput()
-	if err != nil {
-		t.Fatalf("iptables-save: %v: %s", err, out)
-	}
-	var hits []string
-	for _, line := range strings.Split(string(out), "\n") {
-		if strings.Contains(line, s) {
-			hits = append(hits, line)
-		}
-	}
-	return hits
 }

@@ -13,6 +13,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/internal/nspin"
+	"github.com/berth-runtime/berth/network/cnitest"
 )
 
 // TestPodSysctls sets network and IPC sysctls and reads them back from inside the pod's
@@ -118,7 +119,7 @@ func TestRunPodInvalid(t *testing.T) {
 func TestPodCgroupAndResources(t *testing.T) {
 	n := newTestNetwork(t)
 	d := startPodDaemon(t, n, "")
-	parent := "/berth-it-" + randomHex(t, 6)
+	parent := "/berth-it-" + cnitest.RandomHex(t, 6)
 	var id string
 	t.Cleanup(func() {
 		for _, dir := range cgroupDirs(parent) { // only if the test failed half-way

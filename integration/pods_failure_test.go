@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/berth-runtime/berth/network/cnitest"
 	"github.com/berth-runtime/berth/sandbox/runtime/runtimetest"
 )
 
@@ -41,7 +42,7 @@ func TestRunPodFailureLeavesNothing(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newTestNetwork(t)
-			cleanupPortmapChains(t) // the pod has a host port
+			cnitest.CleanupPortmapChains(t, true) // the pod has a host port
 			extra := "[pod]\ncreate_timeout = \"3s\"\n"
 			if tc.plugin != "" {
 				n.failPlugin(t, tc.plugin, tc.mode)
@@ -61,7 +62,7 @@ func TestRunPodFailureLeavesNothing(t *testing.T) {
 				t.Errorf("failed pod listed: %v", pods)
 			}
 			waitNoLeftovers(t, d, n, nil, []string{id})
-			if rules := iptablesMentions(t, id); len(rules) != 0 {
+			if rules := cnitest.IPTablesMentions(t, id); len(rules) != 0 {
 				t.Errorf("iptables rules left: %q", rules)
 			}
 			// The name is free again: the same request succeeds once the fault is gone.

@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/network/cnitest"
 )
 
 // startPodDaemon starts berthd on the test network, with extra TOML appended.
@@ -27,7 +29,7 @@ func startPodDaemon(t *testing.T, n *testNetwork, extra string) *daemon {
 // podConfig is a pod named name in namespace "it" with a fresh uid; edits adjust it.
 func podConfig(t testing.TB, name string, edits ...func(*runtimeapi.PodSandboxConfig)) *runtimeapi.PodSandboxConfig {
 	cfg := &runtimeapi.PodSandboxConfig{
-		Metadata: &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "it", Uid: randomHex(t, 8)},
+		Metadata: &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "it", Uid: cnitest.RandomHex(t, 8)},
 		Hostname: name,
 		Linux:    &runtimeapi.LinuxPodSandboxConfig{},
 	}
@@ -143,8 +145,8 @@ func podLeftovers(t testing.TB, d *daemon, n *testNetwork, pids []int, ids []str
 	t.Helper()
 	var l leftovers
 	l.Mounts = mountsUnder(t, d.dir)
-	l.IPs = n.allocated(t)
-	l.Veths = n.veths(t)
+	l.IPs = cnitest.Allocated(t, n.dataDir, n.name)
+	l.Veths = cnitest.BridgePorts(t, n.bridge)
 	l.Records = dirNames(filepath.Join(d.root(), "pods"))
 	l.PodDirs = dirNames(filepath.Join(d.dir, "state", "pods"))
 	l.RuntimeState = dirNames(filepath.Join(d.dir, "state", "runtime", "runc"))

@@ -11,6 +11,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/internal/nspin"
+	"github.com/berth-runtime/berth/network/cnitest"
 )
 
 // TestPodHostPort forwards a host port to a pod: a listener the test opens inside the
@@ -18,7 +19,7 @@ import (
 // forwarding rules are gone.
 func TestPodHostPort(t *testing.T) {
 	n := newTestNetwork(t)
-	cleanupPortmapChains(t)
+	cnitest.CleanupPortmapChains(t, true)
 	d := startPodDaemon(t, n, "")
 	hostPort := freeTCPPort(t)
 	id := d.runPod(t, podConfig(t, "web", func(c *runtimeapi.PodSandboxConfig) {
@@ -35,11 +36,11 @@ func TestPodHostPort(t *testing.T) {
 	if got, err := ask("", addr); err != nil || got != "web" {
 		t.Fatalf("host -> %s: %q, %v", addr, got, err)
 	}
-	if len(iptablesMentions(t, id)) == 0 {
+	if len(cnitest.IPTablesMentions(t, id)) == 0 {
 		t.Error("no iptables rule mentions the pod")
 	}
 	d.stopPod(t, id)
-	if rules := iptablesMentions(t, id); len(rules) != 0 {
+	if rules := cnitest.IPTablesMentions(t, id); len(rules) != 0 {
 		t.Errorf("port forwarding left after stop: %q", rules)
 	}
 	d.removePod(t, id)

@@ -10,6 +10,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/internal/nspin"
+	"github.com/berth-runtime/berth/network/cnitest"
 )
 
 // TestStopWhenNetnsGone: StopPodSandbox still releases the pod's address when its
@@ -36,7 +37,7 @@ func TestStopWhenNetnsGone(t *testing.T) {
 				}
 			}
 			d.stopPod(t, id)
-			if ips := n.allocated(t); len(ips) != 0 {
+			if ips := cnitest.Allocated(t, n.dataDir, n.name); len(ips) != 0 {
 				t.Errorf("address not released: %v", ips)
 			}
 			d.removePod(t, id)
@@ -108,7 +109,7 @@ func TestRecoveryOfBrokenRecords(t *testing.T) {
 	d2.stopPod(t, broken)
 	d2.removePod(t, broken)
 	reapOrphans([]int{info.Pid})
-	if ips := n.allocated(t); len(ips) != 0 {
+	if ips := cnitest.Allocated(t, n.dataDir, n.name); len(ips) != 0 {
 		t.Errorf("addresses left: %v", ips)
 	}
 	_ = os.RemoveAll(filepath.Join(records, skipped))

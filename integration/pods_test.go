@@ -13,6 +13,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/internal/nspin"
+	"github.com/berth-runtime/berth/network/cnitest"
 )
 
 // TestPodLifecycle runs a pod that shares one PID namespace (so it has a pause), reads
@@ -36,8 +37,8 @@ func TestPodLifecycle(t *testing.T) {
 	if st.Metadata.Name != "web" || st.Labels["tier"] != "front" || st.Annotations["note"] != "kept as is" || st.RuntimeHandler != "runc" {
 		t.Errorf("status does not echo the config: %v", st)
 	}
-	if ip := st.GetNetwork().GetIp(); ip == "" || !slices.Contains(n.allocated(t), ip) {
-		t.Errorf("pod ip %q, host-local holds %v", ip, n.allocated(t))
+	if ip := st.GetNetwork().GetIp(); ip == "" || !slices.Contains(cnitest.Allocated(t, n.dataDir, n.name), ip) {
+		t.Errorf("pod ip %q, host-local holds %v", ip, cnitest.Allocated(t, n.dataDir, n.name))
 	}
 	if o := st.Linux.Namespaces.Options; o.Network != runtimeapi.NamespaceMode_POD || o.Pid != runtimeapi.NamespaceMode_POD {
 		t.Errorf("namespace options = %v", o)
@@ -84,7 +85,7 @@ func TestPodLifecycle(t *testing.T) {
 			t.Fatalf("after stop: %v", st.State)
 		}
 	}
-	if ips := n.allocated(t); len(ips) != 0 {
+	if ips := cnitest.Allocated(t, n.dataDir, n.name); len(ips) != 0 {
 		t.Errorf("addresses still allocated after stop: %v", ips)
 	}
 	for range 2 {
@@ -108,7 +109,7 @@ func TestHostNetworkPod(t *testing.T) {
 	if st.State != runtimeapi.PodSandboxState_SANDBOX_READY || st.Network.GetIp() != "" || info.NetNS != "" || info.UTSNS != "" {
 		t.Fatalf("host-network pod: status %v, info %+v", st, info)
 	}
-	if len(n.allocated(t)) != 0 || len(n.veths(t)) != 0 {
+	if len(cnitest.Allocated(t, n.dataDir, n.name)) != 0 || len(cnitest.BridgePorts(t, n.bridge)) != 0 {
 		t.Error("a host-network pod was attached to the CNI network")
 	}
 	if !same(t, "/proc/self/ns/net", "/proc/"+strconv.Itoa(info.Pid)+"/ns/net") {
