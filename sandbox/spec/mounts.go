@@ -1,0 +1,103 @@
+package spec
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/internal/errdefs"
+)
+
+// WithMounts adds the CRI's bind mounts. A CRI mount replaces any earlier
+// mount at the same destination (e.g. the base /dev/shm with the pod's).
+// Each gets rbind plus ro or rw and its propagation: private → rprivate,
+// host-to-container → rslave, bidirectional → rshared; the rootfs
+// propagation is raised to match so the flag takes effect (the host side of
+// the source must be shared or slave too: that is the caller's job).
+// recursive_read_only adds "rro" and needs readonly, private propagation
+// and rroSupported (runc ≥ 1.1 on Linux ≥ 5.12). Container and host paths
+// must be absolute; image volumes and idmapped mounts are not handled here.
+func WithMounts(criMounts []*runtimeapi.Mount, rroSupported bool) Opt {
+	return func(s *specs.Spec) error {
+		var added []specs.Mount
+		seen := map[string]bool{}
+		for _, m := range criMounts {
+			if m == nil {
+				continue
+			}
+			om, err := bindMount(m, rroSupported)
+			if err != nil {
+				return err
+			}
+			if seen[om.Destination] {
+				return errdefs.InvalidArgument("duplicate mount at " + om.Destination)
+			}
+			seen[om.Destination] = true
+			added = append(added, om)
+			switch m.GetPropagation() {
+			case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+				s.Linux.RootfsPropagation = "rshared"
+			case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+				if s.Linux.RootfsPropagation != "rshared" {
+					s.Linux.RootfsPropagation = "rslave"
+				}
+			}
+		}
+		// Parents before children, so that a mount at /a/b is not hidden by
+		// a later one at /a.
+		slices.SortStableFunc(added, func(a, b specs.Mount) int {
+			return strings.Count(a.Destination, "/") - strings.Count(b.Destination, "/")
+		})
+		s.Mounts = slices.DeleteFunc(slices.Clone(s.Mounts), func(m specs.Mount) bool { return seen[path.Clean(m.Destination)] })
+		s.Mounts = append(s.Mounts, added...)
+		return nil
+	}
+}
+
+func bindMount(m *runtimeapi.Mount, rroSupported bool) (specs.Mount, error) {
+	dst, src := m.GetContainerPath(), m.GetHostPath()
+	if m.GetImage() != nil && m.GetImage().GetImage() != "" {
+		return specs.Mount{}, fmt.Errorf("%w: image volume at %s", errdefs.ErrUnimplemented, dst)
+	}
+	if len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0 {
+		return specs.Mount{}, fmt.Errorf("%w: idmapped mount at %s", errdefs.ErrUnimplemented, dst)
+	}
+	if !path.IsAbs(dst) {
+		return specs.Mount{}, errdefs.InvalidArgument(fmt.Sprintf("mount container path %q is not absolute", dst))
+	}
+	if !path.IsAbs(src) {
+		return specs.Mount{}, errdefs.InvalidArgument(fmt.Sprintf("mount host path %q is not absolute", src))
+	}
+	opts := []string{"rbind"}
+	switch m.GetPropagation() {
+	case runtimeapi.MountPropagation_PROPAGATION_PRIVATE:
+		opts = append(opts, "rprivate")
+	case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+		opts = append(opts, "rslave")
+	case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+		opts = append(opts, "rshared")
+	default:
+		return specs.Mount{}, errdefs.InvalidArgument(fmt.Sprintf("mount %s: unknown propagation %v", dst, m.GetPropagation()))
+	}
+	if m.GetReadonly() {
+		opts = append(opts, "ro")
+	} else {
+		opts = append(opts, "rw")
+	}
+	if m.GetRecursiveReadOnly() {
+		switch {
+		case !m.GetReadonly():
+			return specs.Mount{}, errdefs.InvalidArgument("mount " + dst + ": recursive read-only needs readonly")
+		case m.GetPropagation() != runtimeapi.MountPropagation_PROPAGATION_PRIVATE:
+			return specs.Mount{}, errdefs.InvalidArgument("mount " + dst + ": recursive read-only needs private propagation")
+		case !rroSupported:
+			return specs.Mount{}, errdefs.InvalidArgument("mount " + dst + ": recursive read-only is not supported by this kernel or OCI runtime")
+		}
+		opts = append(opts, "rro")
+	}
+	return specs.Mount{Destination: path.Clean(dst), Type: "bind", Source: path.Clean(src), Options: opts}, nil
+}
