@@ -1,20 +1,38 @@
 // Package spec builds a container's OCI runtime spec from small, separately
-// tested options. It is pure: no option does I/O, except ResolveUser-style
-// helpers that read files under a given rootfs.
+// tested options. Nothing calls it yet; it is the groundwork for
+// CreateContainer.
 //
-// Build starts from a minimal Linux base (ociVersion 1.0.2, which crun 1.8
-// still accepts; the standard /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue,
-// read-only /sys and cgroup mounts; containerd's default capabilities, masked
-// and read-only paths; no_new_privs) and applies each Opt in order. A later
-// option may override what an earlier one set, so callers compose in this
-// order:
+// Everything here is pure except ResolveUser, which reads /etc/passwd and
+// /etc/group under a given rootfs with openat2(RESOLVE_IN_ROOT), and the
+// Localhost branch of WithSeccomp, which reads the named profile. Device
+// nodes are stat'd by the caller and passed in as DeviceNode.
 //
-//  1. process: WithProcessArgs (owns process.args), WithEnv (process.env),
+// Build starts from a minimal Linux base: ociVersion 1.0.2 (crun 1.8
+// rejects 1.3.0); the standard /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue,
+// read-only /sys and cgroup mounts; containerd's default capabilities,
+// masked and read-only paths; no_new_privs; fresh PID, IPC, UTS, mount and
+// network namespaces. It then applies each Opt in order. An option owns the
+// fields it names and may overwrite what an earlier option set there, so
+// callers compose in this order:
+//
+//  1. process: WithProcessArgs (process.args), WithEnv (process.env),
 //     WithWorkingDir (process.cwd), WithTTY (process.terminal),
-//     WithOOMScoreAdj (process.oomScoreAdj), WithHostname (hostname);
-//  2. security options (capabilities, privileged, paths, seccomp), each of
-//     which owns the field it names;
-//  3. namespaces, resources and mounts.
+//     WithOOMScoreAdj (process.oomScoreAdj), WithUser(ResolveUser(...))
+//     (process.user), WithHostname (hostname);
+//  2. paths: WithMaskedPaths, WithReadonlyPaths (linux.maskedPaths and
+//     readonlyPaths; nil keeps the defaults), WithReadonlyRootfs (root);
+//  3. WithCapabilities (process.capabilities), then WithPrivileged when
+//     asked, which must come after 2 and 3 because it clears the paths,
+//     grants every capability and makes /sys writable;
+//  4. WithSeccomp (linux.seccomp), after 3, because moby's default profile
+//     allows some syscalls only when the bounding set holds a capability;
+//  5. WithNamespaces (network, IPC, UTS and PID entries of
+//     linux.namespaces), WithCgroupsPath (linux.cgroupsPath);
+//  6. WithDevices (linux.devices and linux.resources.devices), then
+//     WithResources (the rest of linux.resources; it keeps device rules);
+//  7. WithMounts (the CRI's bind mounts, replacing a base mount at the same
+//     destination, and linux.rootfsPropagation).
 //
-// Errors caused by bad input wrap errdefs.ErrInvalidArgument.
+// Errors caused by bad input wrap errdefs.ErrInvalidArgument; image volumes
+// and idmapped mounts, not handled yet, wrap errdefs.ErrUnimplemented.
 package spec
