@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -67,20 +66,8 @@ func newTestNetworkWith(t *testing.T, dualStack bool) *testNetwork {
 			_ = os.WriteFile(fwd, before, 0o644)
 		}
 	})
-	plugins := []map[string]any{
-		{
-			"type": "bridge", "bridge": n.bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
-			"ipam": map[string]any{
-				"type":    "host-local",
-				"ranges":  ranges,
-				"dataDir": n.dataDir,
-			},
-		},
-		// snat (portmap's default): connections to 127.0.0.1:<hostPort> reach the pod.
-		{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}, "snat": true},
-		{"type": "loopback"},
-	}
-	conf, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": n.name, "plugins": plugins})
+	// snat (portmap's default): connections to 127.0.0.1:<hostPort> reach the pod.
+	conf := cnitest.BridgeConflist(n.name, n.bridge, n.dataDir, ranges, true, map[string]any{"type": "loopback"})
 	if err := os.WriteFile(filepath.Join(n.confDir, "10-test.conflist"), conf, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -93,25 +93,15 @@ func newTestNet(t *testing.T, o netOpts) *testNet {
 }
 
 func (n *testNet) conflist(o netOpts) string {
-	plugins := []map[string]any{
-		{
-			"type": "bridge", "bridge": n.bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
-			"ipam": map[string]any{
-				"type":    "host-local",
-				"ranges":  [][]map[string]string{{{"subnet": n.subnet}}},
-				"dataDir": n.dataDir,
-			},
-		},
-		{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}, "snat": o.snat},
-	}
+	var more []map[string]any
 	if o.bandwidth {
-		plugins = append(plugins, map[string]any{"type": "bandwidth", "capabilities": map[string]bool{"bandwidth": true}})
+		more = append(more, map[string]any{"type": "bandwidth", "capabilities": map[string]bool{"bandwidth": true}})
 	}
 	if !o.noLoopback {
-		plugins = append(plugins, map[string]any{"type": "loopback"})
+		more = append(more, map[string]any{"type": "loopback"})
 	}
-	b, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": n.name, "plugins": plugins})
-	return string(b)
+	ranges := [][]map[string]string{{{"subnet": n.subnet}}}
+	return string(cnitest.BridgeConflist(n.name, n.bridge, n.dataDir, ranges, o.snat, more...))
 }
 
 // gateway is the bridge's address in the test subnet.

@@ -3,6 +3,7 @@ package cnitest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"net"
@@ -172,4 +173,25 @@ func CleanupPortmapChains(t *testing.T, leaveInUse bool) {
 			}
 		}
 	})
+}
+
+// BridgeConflist is the conflist of a test network called name: the bridge plugin on
+// bridge as the gateway, without masquerading, with host-local handing out ranges and
+// keeping its records in dataDir; then portmap (snat: it masquerades localhost and
+// hairpin traffic, needed for 127.0.0.1:<hostPort> to reach the pod); then more.
+func BridgeConflist(name, bridge, dataDir string, ranges [][]map[string]string, snat bool, more ...map[string]any) []byte {
+	plugins := []map[string]any{
+		{
+			"type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
+			"ipam": map[string]any{
+				"type":    "host-local",
+				"ranges":  ranges,
+				"dataDir": dataDir,
+			},
+		},
+		{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}, "snat": snat},
+	}
+	plugins = append(plugins, more...)
+	b, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": name, "plugins": plugins})
+	return b
 }
