@@ -20,7 +20,10 @@ step "go vet"
 go vet ./...
 
 step "go test -race (unit and integration)"
-go test -race -count=1 -timeout 20m ./...
+# -p 1: the network, sandbox and integration tests share the host's iptables nat table
+# (portmap's shared chains) and cgroup roots; packages run one at a time so that one
+# package's cleanup never pulls a chain from under another's pod.
+go test -race -count=1 -p 1 -timeout 25m ./...
 
 step "fuzz ($FUZZTIME each)"
 for target in $(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do
