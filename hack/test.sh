@@ -34,4 +34,8 @@ for target in $(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirnam
 done
 
 step "critest"
-hack/critest.sh
+critest_out=$(mktemp)
+trap 'rm -f "$critest_out"' EXIT
+hack/critest.sh 2>&1 | tee "$critest_out"
+# Last, the plain summary line: the ratchet's critest specs, passed and failed.
+grep -E '^ratchet: [0-9]+ passed, [0-9]+ failed$' "$critest_out" | tail -n 1

@@ -99,9 +99,16 @@ func run(w io.Writer, o options) int {
 			}
 			fmt.Fprintf(w, "  %s\n      (%s)\n", s.Name, detail)
 		}
+		// The plain closing line CI reads: the ratchet's specs, passed and failed.
+		if focus == nil {
+			fmt.Fprintf(w, "ratchet: %d passed, %d failed\n", len(r.Specs)-len(c.Missing), len(c.Missing))
+		}
 		return 1
 	}
 	fmt.Fprintf(w, "ratchet: OK, every listed spec passed\n")
+	if focus == nil {
+		fmt.Fprintf(w, "ratchet: %d passed, 0 failed\n", len(r.Specs))
+	}
 	return 0
 }
 
