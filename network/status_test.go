@@ -12,7 +12,9 @@ import (
 
 const testConflist = `{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "ptp", "ipam": {"type": "static"}}, {"type": "loopback"}]}`
 
-func TestReady(t *testing.T) {
+// TestStatusOfConfigDirectory checks which configuration Status settles on and which
+// plugins it then requires, without running any plugin (no config here is CNI >= 1.1).
+func TestStatusOfConfigDirectory(t *testing.T) {
 	defaultPlugins := []string{"bridge", "host-local", "portmap", "bandwidth", "loopback"}
 	tests := []struct {
 		name    string
@@ -38,7 +40,11 @@ func TestReady(t *testing.T) {
 			for _, p := range tt.plugins {
 				writeFile(t, filepath.Join(binDir, p), "", 0o755)
 			}
-			err := Ready(confDir, []string{filepath.Join(binDir, "absent"), binDir})
+			m, err := New(Config{ConfDir: confDir, BinDirs: []string{filepath.Join(binDir, "absent"), binDir}, CacheDir: t.TempDir()}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = m.Status(testCtx(t))
 			if tt.wantErr == "" && err != nil {
 				t.Fatal(err)
 			}
