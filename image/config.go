@@ -9,15 +9,15 @@ type Config struct {
 	// berthd sets it to <root>/image; it is not read from TOML.
 	Root string `toml:"-"`
 	// MaxConcurrentDownloads bounds the layers fetched at once across all pulls.
-	MaxConcurrentDownloads int `toml:"max_concurrent_downloads" comment:"Layers fetched at once, across all pulls."`
+	MaxConcurrentDownloads int `toml:"max_concurrent_downloads"`
 	// StallTimeout fails a pull that received no byte for this long.
-	StallTimeout Duration `toml:"stall_timeout" comment:"A pull that receives no byte for this long fails."`
+	StallTimeout Duration `toml:"stall_timeout"`
 	// MaxLayerSize caps the unpacked size of one layer in bytes (0: no cap). A
 	// decompression bomb is refused past it with a clear error.
-	MaxLayerSize int64 `toml:"max_layer_size" comment:"Largest unpacked size of one layer, in bytes (0 = no limit)."`
+	MaxLayerSize int64 `toml:"max_layer_size"`
 	// Platform selects the manifest from an image index, as os/arch[/variant].
 	// Empty means this node's platform.
-	Platform string `toml:"platform" comment:"os/arch[/variant] picked from multi-platform images; empty = this node."`
+	Platform string `toml:"platform"`
 	// Registry holds mirrors, insecure hosts and credentials.
 	Registry RegistryConfig `toml:"registry"`
 }
@@ -26,9 +26,9 @@ type Config struct {
 type RegistryConfig struct {
 	// Mirrors maps a registry host (docker.io, registry.k8s.io, ...) to endpoints tried in
 	// order before the registry itself, e.g. "http://127.0.0.1:5000" or "https://mirror.local".
-	Mirrors map[string][]string `toml:"mirrors" comment:"registry host -> endpoints tried in order before the registry itself"`
+	Mirrors map[string][]string `toml:"mirrors"`
 	// Hosts holds per-host settings, keyed by host[:port] of a registry or a mirror.
-	Hosts map[string]HostConfig `toml:"hosts" comment:"per-host settings keyed by host[:port]"`
+	Hosts map[string]HostConfig `toml:"hosts"`
 	// MirrorsOnly never contacts a registry itself, only its mirrors (air-gapped nodes).
 	MirrorsOnly bool `toml:"mirrors_only"`
 }

@@ -12,7 +12,7 @@
 //     passes only to plugins that declare them;
 //   - the pod's loopback: berth's own one-plugin network, run beside the pod network in
 //     parallel whenever that network does not include the loopback plugin;
-//   - NetworkReady (Manager.Status, and Ready for callers without a Manager);
+//   - NetworkReady (Manager.Status);
 //   - the bandwidth annotations (BandwidthFromAnnotations, ParseQuantity).
 //
 // It does not create network namespaces: internal/nspin pins them and the caller passes
