@@ -2,8 +2,6 @@ package spec
 
 import (
 	"testing"
-
-	"github.com/berth-runtime/berth/internal/errdefs"
 )
 
 func TestWithDevices(t *testing.T) {
@@ -25,15 +23,9 @@ func TestWithDevices(t *testing.T) {
 		{"bad permissions", false, []DeviceNode{{ContainerPath: "/dev/x", Type: "c", Permissions: "rx"}}, 0, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Build(WithDevices(tc.privileged, tc.nodes))
-			if tc.wantErr {
-				if !errdefs.IsInvalidArgument(err) {
-					t.Fatalf("err = %v, want invalid argument", err)
-				}
+			s := buildOrInvalid(t, tc.wantErr, WithDevices(tc.privileged, tc.nodes))
+			if s == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			rules := s.Linux.Resources.Devices
 			if len(rules) != tc.wantRules || rules[0].Allow != tc.wantAllow0 || rules[0].Access != "rwm" {

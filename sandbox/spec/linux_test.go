@@ -31,15 +31,9 @@ func TestWithNamespaces(t *testing.T) {
 		{"bad mode", "", "", "", "", PIDMode(9), nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Build(WithNamespaces(tc.net, tc.ipc, tc.uts, tc.pid, tc.paus))
-			if tc.wantErr {
-				if !errdefs.IsInvalidArgument(err) {
-					t.Fatalf("err = %v, want invalid argument", err)
-				}
+			s := buildOrInvalid(t, tc.wantErr, WithNamespaces(tc.net, tc.ipc, tc.uts, tc.pid, tc.paus))
+			if s == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			got := map[specs.LinuxNamespaceType]string{}
 			sawMount := false

@@ -55,15 +55,9 @@ func TestWithProcessArgs(t *testing.T) {
 		{"nil image nothing", nil, nil, nil, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Build(WithProcessArgs(tc.img, tc.command, tc.args))
-			if tc.wantErr {
-				if !errdefs.IsInvalidArgument(err) {
-					t.Fatalf("err = %v, want invalid argument", err)
-				}
+			s := buildOrInvalid(t, tc.wantErr, WithProcessArgs(tc.img, tc.command, tc.args))
+			if s == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(s.Process.Args, tc.want) {
 				t.Errorf("args = %q, want %q", s.Process.Args, tc.want)
@@ -92,15 +86,9 @@ func TestWithEnv(t *testing.T) {
 		{"empty key", nil, []*runtimeapi.KeyValue{kv("", "v")}, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Build(WithEnv(tc.image, tc.cri))
-			if tc.wantErr {
-				if !errdefs.IsInvalidArgument(err) {
-					t.Fatalf("err = %v, want invalid argument", err)
-				}
+			s := buildOrInvalid(t, tc.wantErr, WithEnv(tc.image, tc.cri))
+			if s == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(s.Process.Env, tc.want) {
 				t.Errorf("env = %q, want %q", s.Process.Env, tc.want)

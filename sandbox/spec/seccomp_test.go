@@ -8,8 +8,6 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/berth-runtime/berth/internal/errdefs"
 )
 
 func TestWithSeccomp(t *testing.T) {
@@ -61,15 +59,9 @@ func TestWithSeccomp(t *testing.T) {
 		{"unknown type", sp(runtimeapi.SecurityProfile_ProfileType(42), ""), "", nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Build(WithSeccomp(tc.profile, tc.root))
-			if tc.wantErr {
-				if !errdefs.IsInvalidArgument(err) {
-					t.Fatalf("err = %v, want invalid argument", err)
-				}
+			s := buildOrInvalid(t, tc.wantErr, WithSeccomp(tc.profile, tc.root))
+			if s == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			tc.check(t, s.Linux.Seccomp)
 		})

@@ -4,8 +4,6 @@ import (
 	"reflect"
 	"slices"
 	"testing"
-
-	"github.com/berth-runtime/berth/internal/errdefs"
 )
 
 func TestWithCapabilities(t *testing.T) {
@@ -36,15 +34,9 @@ func TestWithCapabilities(t *testing.T) {
 		{"unknown drop", false, nil, []string{"CAP_FLY"}, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Build(WithCapabilities(tc.privileged, tc.add, tc.drop))
-			if tc.wantErr {
-				if !errdefs.IsInvalidArgument(err) {
-					t.Fatalf("err = %v, want invalid argument", err)
-				}
+			s := buildOrInvalid(t, tc.wantErr, WithCapabilities(tc.privileged, tc.add, tc.drop))
+			if s == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			c := s.Process.Capabilities
 			for name, got := range map[string][]string{"bounding": c.Bounding, "effective": c.Effective, "permitted": c.Permitted} {
@@ -101,15 +93,9 @@ func TestPathsAndReadonlyRootfs(t *testing.T) {
 		{"relative readonly", nil, []string{"b"}, nil, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Build(WithMaskedPaths(tc.masked), WithReadonlyPaths(tc.ro), WithReadonlyRootfs(true))
-			if tc.wantErr {
-				if !errdefs.IsInvalidArgument(err) {
-					t.Fatalf("err = %v, want invalid argument", err)
-				}
+			s := buildOrInvalid(t, tc.wantErr, WithMaskedPaths(tc.masked), WithReadonlyPaths(tc.ro), WithReadonlyRootfs(true))
+			if s == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(s.Linux.MaskedPaths, tc.wantMasked) || !reflect.DeepEqual(s.Linux.ReadonlyPaths, tc.wantReadonly) {
 				t.Errorf("masked %v readonly %v", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
