@@ -122,6 +122,17 @@ remove_pods() {
 		log "could not remove every pod critest left"
 }
 
+# remove_default_cgroup_parent removes the empty /berth cgroups the run created.
+remove_default_cgroup_parent() {
+	local d
+	[ -z "${cgroup_parent_preexisting+x}" ] && return 0
+	for d in /sys/fs/cgroup/*/berth /sys/fs/cgroup/berth; do
+		[ -d "$d" ] || continue
+		[[ $'\n'"$cgroup_parent_preexisting"$'\n' == *$'\n'"$d"$'\n'* ]] && continue
+		find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || log "cannot remove cgroup $d"
+	done
+}
+
 cleanup() {
 	local rc=$? m
 	set +e
@@ -136,6 +147,7 @@ cleanup() {
 	fi
 	[ -n "${ip_forward:-}" ] && echo "$ip_forward" >/proc/sys/net/ipv4/ip_forward
 	remove_portmap_chains
+	remove_default_cgroup_parent
 	# Unmount whatever berthd left mounted under the run directory, deepest first.
 	for m in $(awk -v d="$tmp/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "cannot unmount $m"
@@ -180,6 +192,10 @@ for ((i = 0; i < 256; i++)); do
 done
 [ -n "$subnet" ] || { log "no free subnet in 10.196.0.0/16"; exit 1; }
 ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)
+# critest's pods name no cgroup parent, so their processes go under berth's default
+# /berth; the OCI runtime leaves that parent behind. Remove it afterwards (when empty)
+# unless it was there before the run.
+cgroup_parent_preexisting=$(ls -d /sys/fs/cgroup/*/berth /sys/fs/cgroup/berth 2>/dev/null || true)
 # portmap's shared nat chains that exist before the run are left alone afterwards.
 portmap_chains="CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK"
 portmap_preexisting=""
