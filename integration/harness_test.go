@@ -45,7 +45,44 @@ func runTests(m *testing.M) int {
 		fmt.Println("integration: building berthd:", err)
 		return 1
 	}
+	defer removeNewCgroups(defaultCgroupParents())
 	return m.Run()
+}
+
+// defaultCgroupParents lists the existing directories of berth's default cgroup parent
+// (/berth), where pods that name no cgroup_parent put their processes.
+func defaultCgroupParents() map[string]bool {
+	found := map[string]bool{}
+	paths, _ := filepath.Glob("/sys/fs/cgroup/*/berth")
+	if _, err := os.Stat("/sys/fs/cgroup/berth"); err == nil {
+		paths = append(paths, "/sys/fs/cgroup/berth")
+	}
+	for _, p := range paths {
+		found[p] = true
+	}
+	return found
+}
+
+// removeNewCgroups removes the default-parent cgroups the tests created (the OCI runtime
+// leaves the parent when it removes a container's cgroup), deepest first, if empty.
+func removeNewCgroups(before map[string]bool) {
+	for p := range defaultCgroupParents() {
+		if before[p] {
+			continue
+		}
+		var dirs []string
+		_ = filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, path)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			if err := os.Remove(dirs[i]); err != nil {
+				fmt.Println("integration: leftover cgroup:", err)
+			}
+		}
+	}
 }
 
 // daemon is one running berthd with its own root, state and socket.
