@@ -1,0 +1,54 @@
+// Package monitor owns the per-container monitor process (cmd/berth-monitor, whose main
+// is Main) and berthd's side of it (Launch, Wait, ReadExit, Reopen, Attach).
+//
+// A monitor is one small process per container. berthd starts it (Launch) in a session
+// of its own; the monitor runs the OCI runtime's `create`, holds the container's stdio,
+// writes the CRI log, serves a control socket and records the container's exit. berthd
+// never sits between a container and its output: when berthd dies the container keeps
+// running and logging, and its exit is still recorded. berthd itself runs the runtime's
+// start, kill and delete.
+//
+// # Files in the monitor's directory (Config.Dir, made by berthd)
+//
+//	monitor.json  the Config, written by Launch
+//	monitor.log   the monitor's own diagnostics (its stdout and stderr)
+//	runtime.log   the runtime's JSON log (--log); its last error is create's message
+//	pid           the container's init pid (--pid-file)
+//	ctl.sock      the control socket, from before create until the monitor exits
+//	console.sock  during create with a terminal: where the runtime sends the pty master
+//	exit.json     the Exit, written atomically once the container's init has exited
+//
+// # Start-up handshake
+//
+// Launch passes a pipe as the monitor's fd 3. The monitor writes one JSON line on it
+// and closes it: {"pid":N} once create succeeded, or {"error":"..."} (the runtime's own
+// message) after which it exits 1.
+//
+// # Control protocol (ctl.sock)
+//
+// A client sends one JSON line, {"op":...}:
+//
+//	{"op":"wait"}     answered with the Exit as one JSON line once it is recorded
+//	{"op":"reopen"}   reopen the CRI log (rotated); answered {} or {"error":"..."}
+//	{"op":"resize","width":W,"height":H}   TIOCSWINSZ on the pty; answered {} or error
+//	{"op":"attach","stdin":b,"stdout":b,"stderr":b}   answered {}, then frames
+//
+// After an attach reply the monitor sends frames: one byte stream (1 stdout, 2 stderr,
+// 3 exit), a 4-byte big-endian length, the data. Stream 3 carries the Exit as JSON and
+// is the last frame. What the client sends after its request line is the container's
+// stdin; its half-close is stdin's end, which closes the container's stdin when the
+// container has StdinOnce (the session then ends when the container exits, or 2 s
+// later). A client too slow to take a frame within half a second is disconnected: the
+// container's output never waits for an attached client.
+//
+// Unix socket paths are limited to 108 bytes and Dir may be longer, so both sides
+// reach the sockets through /proc/self/fd/<O_PATH descriptor of Dir>/, and the runtime
+// is given the console socket as /proc/<monitor pid>/fd/<n>/console.sock.
+//
+// # CRI log
+//
+// Each output line becomes "<RFC3339Nano time> <stdout|stderr> <F|P> <content>\n"; a
+// line longer than MaxLineSize is cut into pieces tagged P, the last one F. A log that
+// cannot be written never stops the container: its output is dropped (and noted in
+// monitor.log) until a write succeeds again.
+package monitor

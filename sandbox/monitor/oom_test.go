@@ -1,0 +1,51 @@
+package monitor
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestOOMKills(t *testing.T) {
+	tests := []struct {
+		name   string
+		data   string
+		want   uint64
+		wantOK bool
+	}{
+		{name: "v1 killed", data: "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n", want: 2, wantOK: true},
+		{name: "v1 not killed", data: "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n", want: 0, wantOK: true},
+		{name: "v2 events", data: "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n", want: 1, wantOK: true},
+		{name: "old kernel without the line", data: "oom_kill_disable 0\nunder_oom 0\n", wantOK: false},
+		{name: "oom_kill_disable is not oom_kill", data: "oom_kill_disable 1\n", wantOK: false},
+		{name: "garbage value", data: "oom_kill x\n", wantOK: false},
+		{name: "empty", data: "", wantOK: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, ok := oomKills([]byte(tt.data))
+			if n != tt.want || ok != tt.wantOK {
+				t.Errorf("oomKills = %d, %v; want %d, %v", n, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestOOMKilled(t *testing.T) {
+	dir := t.TempDir()
+	killed := filepath.Join(dir, "killed")
+	_ = os.WriteFile(killed, []byte("oom_kill 1\n"), 0o600)
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{killed, true},
+		{"", false},
+		{filepath.Join(dir, "missing"), false},
+	}
+	for _, tt := range tests {
+		if got := oomKilled(tt.path); got != tt.want {
+			t.Errorf("oomKilled(%q) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+}
