@@ -8,7 +8,7 @@
 // A Runtime is one handler: a name, an executable, a state root (--root) and the cgroup
 // driver flag. Each method is one runtime call: Run (`run --detach`, create and start in
 // one exec, the fast path for a pod's infra process), Create, Start, Kill, Delete,
-// State, Update and List. Only the command line that runc and crun share is used, and
+// State, Update, List and Exec. Only the command line that runc and crun share is used, and
 // global options are spelled --option=value.
 //
 // Every call gets its own scratch directory holding the runtime's log (--log,
@@ -19,6 +19,18 @@
 // file, or simply no <root>/<id>), ErrAlreadyExists, ErrFailedPrecondition (wrong
 // state), ErrInvalidArgument for requests that never reached the runtime. It also
 // matches context.DeadlineExceeded or context.Canceled when ctx ended the call.
+//
+// # Exec
+//
+// Exec runs a process in a running container (`exec --pid-file`, without --detach, so
+// the runtime waits for the process and exits with its status) and returns its exit
+// code; a non-zero code is not an error. As the runtime's exit status mirrors the
+// process's, an error entry in its JSON log is what marks a failure of the runtime
+// itself (no such executable, container absent or not running). The end of ctx kills
+// the process by the pid the runtime wrote, then the runtime: Exec never leaves the
+// process behind. runc 1.1 relays the output through pipes of its own and waits for
+// every holder of them; a background child that keeps them open makes Exec give up 2 s
+// after the process has exited, with an error, as the exit code is then lost.
 //
 // # Contracts the pod code relies on
 //
