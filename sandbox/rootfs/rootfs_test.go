@@ -25,7 +25,7 @@ func layer(t *testing.T, files map[string]string) string {
 		}
 		var err error
 		if content == "whiteout" {
-			err = unix.Mknod(p, unix.S_IFCHR|0o000, 0)
+			err = unix.Mknod(p, unix.S_IFCHR, 0) // device 0:0, mode 000
 		} else {
 			err = os.WriteFile(p, []byte(content), 0o644)
 		}
