@@ -1,0 +1,355 @@
+package monitor
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/internal/errdefs"
+)
+
+// reapTimeout bounds Wait's reaping of the monitor, which exits right after answering.
+const reapTimeout = 2 * time.Second
+
+// Launch writes cfg to <Dir>/monitor.json and starts `binary <Dir>` in a session of its
+// own, with GOMAXPROCS=1 (the monitor's memory stays small), its stdio appended to
+// <Dir>/monitor.log and a sync pipe as fd 3, and waits for its report.
+//
+// When create fails the monitor has exited (Launch reaps it) and the error is a
+// *CreateError. When ctx ends first, Launch kills the monitor's process group (the
+// runtime is in it), reaps it and returns ctx's error; the caller then deletes the
+// container with the runtime and removes Dir. On success the monitor is this process's
+// child: pass MonitorPID to Wait, which reaps it.
+func Launch(ctx context.Context, binary string, cfg Config) (Started, error) {
+	if err := cfg.validate(); err != nil {
+		return Started{}, err
+	}
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		return Started{}, err
+	}
+	if err := os.WriteFile(filepath.Join(cfg.Dir, configName), data, 0o600); err != nil {
+		return Started{}, fmt.Errorf("monitor %s: %w", cfg.ID, err)
+	}
+	diagPath := filepath.Join(cfg.Dir, diagName)
+	diag, err := os.OpenFile(diagPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return Started{}, fmt.Errorf("monitor %s: %w", cfg.ID, err)
+	}
+	defer diag.Close()
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		return Started{}, err
+	}
+	defer syncR.Close()
+	cmd := exec.Command(binary, cfg.Dir)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = diag, diag, diag
+	cmd.ExtraFiles = []*os.File{syncW}
+	cmd.Env = []string{"GOMAXPROCS=1", "PATH=" + envPath()}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	_ = syncW.Close()
+	if err != nil {
+		return Started{}, fmt.Errorf("start monitor %s: %w", cfg.ID, err)
+	}
+	reports := make(chan report, 1)
+	go func() {
+		var r report
+		line, err := bufio.NewReader(syncR).ReadBytes('\n')
+		if err == nil && json.Unmarshal(line, &r) != nil {
+			r = report{Error: "bad report from the monitor: " + strings.TrimSpace(string(line))}
+		}
+		reports <- r
+	}()
+	select {
+	case <-ctx.Done():
+		// The monitor is its process group's leader; runtime create is in the group.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		return Started{}, ctx.Err()
+	case r := <-reports:
+		if r.PID > 0 && r.Error == "" {
+			started := Started{MonitorPID: cmd.Process.Pid, PID: r.PID}
+			// Wait reaps it with wait4; Release only frees the pidfd os/exec holds.
+			_ = cmd.Process.Release()
+			return started, nil
+		}
+		werr := cmd.Wait()
+		if r.Error == "" {
+			r.Error = fmt.Sprintf("monitor exited without a report (%v): %s", werr, tail(diagPath, 1024))
+		}
+		return Started{}, &CreateError{ID: cfg.ID, Message: r.Error}
+	}
+}
+
+// envPath is the monitor's PATH: berthd's, for the runtime's own helpers and hooks.
+func envPath() string {
+	if p := os.Getenv("PATH"); p != "" {
+		return p
+	}
+	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+}
+
+// tail is the end of a file, at most n bytes, trimmed.
+func tail(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > n {
+		_, _ = f.Seek(fi.Size()-n, io.SeekStart)
+	}
+	data, _ := io.ReadAll(f)
+	return strings.TrimSpace(string(data))
+}
+
+// Wait blocks until the container has exited and returns its Exit: the monitor's
+// answer on the control socket, or exit.json when the monitor is already gone. Neither:
+// an error matching ErrNoExit. When monitorPID > 0 and is this process's child, Wait
+// reaps it. ctx ends the wait.
+func Wait(ctx context.Context, dir string, monitorPID int) (Exit, error) {
+	e, err := waitExit(ctx, dir)
+	if monitorPID > 0 && (err == nil || errors.Is(err, ErrNoExit)) {
+		reap(monitorPID)
+	}
+	return e, err
+}
+
+func waitExit(ctx context.Context, dir string) (Exit, error) {
+	c, err := dial(ctx, dir)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Exit{}, ctx.Err()
+		}
+		return exitFromFile(dir)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	line, err := roundTrip(c, request{Op: "wait"})
+	if ctx.Err() != nil {
+		return Exit{}, ctx.Err()
+	}
+	if err != nil {
+		// The monitor went away without answering: it exited after recording the exit
+		// (read it), or it died.
+		return exitFromFile(dir)
+	}
+	var e Exit
+	if err := json.Unmarshal(line, &e); err != nil {
+		return Exit{}, fmt.Errorf("monitor in %s: bad answer %q: %w", dir, line, err)
+	}
+	return e, nil
+}
+
+func exitFromFile(dir string) (Exit, error) {
+	e, err := ReadExit(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Exit{}, fmt.Errorf("container of %s: %w", dir, ErrNoExit)
+	}
+	return e, err
+}
+
+// reap collects the exited monitor, which exits right after answering Wait. ECHILD (not
+// our child: a monitor of an earlier berthd) ends it at once.
+func reap(pid int) {
+	deadline := time.Now().Add(reapTimeout)
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		if got == pid || (err != nil && err != unix.EINTR) || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Reopen asks the monitor to close and reopen the CRI log file (kubelet rotated it).
+// When the monitor is gone: an error wrapping errdefs.ErrFailedPrecondition.
+func Reopen(ctx context.Context, dir string) error {
+	return call(ctx, dir, request{Op: "reopen"})
+}
+
+// resize sets the container's terminal size.
+func resize(ctx context.Context, dir string, s Size) error {
+	return call(ctx, dir, request{Op: "resize", Width: s.Width, Height: s.Height})
+}
+
+// call makes one request answered with {} or {"error":...}.
+func call(ctx context.Context, dir string, req request) error {
+	c, err := dial(ctx, dir)
+	if err != nil {
+		return notRunning(err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	line, err := roundTrip(c, req)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		return notRunning(err)
+	}
+	var r reply
+	if err := json.Unmarshal(line, &r); err != nil {
+		return fmt.Errorf("monitor: bad answer %q: %w", line, err)
+	}
+	if r.Error != "" {
+		return fmt.Errorf("monitor %s: %s", req.Op, r.Error)
+	}
+	return nil
+}
+
+func notRunning(cause error) error {
+	return fmt.Errorf("container is not running (%v): %w", cause, errdefs.ErrFailedPrecondition)
+}
+
+// dial connects to <dir>/ctl.sock by a path short enough for any dir.
+func dial(ctx context.Context, dir string) (*net.UnixConn, error) {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", "/proc/self/fd/"+strconv.Itoa(fd)+"/"+ctlName)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.UnixConn), nil
+}
+
+// roundTrip sends a request line and reads one answer line.
+func roundTrip(c *net.UnixConn, req request) ([]byte, error) {
+	if _, err := c.Write(append(mustJSON(req), '\n')); err != nil {
+		return nil, err
+	}
+	return bufio.NewReader(c).ReadBytes('\n')
+}
+
+// Size is a terminal's size.
+type Size struct{ Width, Height uint16 }
+
+// Streams are an attach session's ends.
+type Streams struct {
+	Stdin          io.Reader   // nil: none
+	Stdout, Stderr io.Writer   // nil: not wanted. With a terminal, all output goes to Stdout.
+	Resize         <-chan Size // nil: none
+}
+
+// Attach connects to the running container's stdio until the container exits, ctx
+// ends, or (when Stdin is set and the container has StdinOnce) stdin ends: then the
+// monitor closes the container's stdin and ends the session when the container exits
+// or 2 s later. Monitor gone: errdefs.ErrFailedPrecondition. A Stdin that blocks
+// forever keeps one goroutine reading it after Attach returned.
+func Attach(ctx context.Context, dir string, s Streams) error {
+	c, err := dial(ctx, dir)
+	if err != nil {
+		return notRunning(err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	req := request{Op: "attach", Stdin: s.Stdin != nil, Stdout: s.Stdout != nil, Stderr: s.Stderr != nil}
+	if _, err := c.Write(append(mustJSON(req), '\n')); err != nil {
+		return notRunning(err)
+	}
+	br := bufio.NewReaderSize(c, 32<<10)
+	line, err := br.ReadBytes('\n')
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return notRunning(err)
+	}
+	var r reply
+	if err := json.Unmarshal(line, &r); err != nil || r.Error != "" {
+		return fmt.Errorf("monitor attach: %q", line)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	if s.Stdin != nil {
+		go func() {
+			_, _ = io.Copy(c, s.Stdin)
+			_ = c.CloseWrite() // stdin's end
+		}()
+	}
+	if s.Resize != nil {
+		go resizeLoop(ctx, dir, s.Resize, done)
+	}
+	err = readFrames(br, s)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+func resizeLoop(ctx context.Context, dir string, sizes <-chan Size, done <-chan struct{}) {
+	for {
+		select {
+		case sz, ok := <-sizes:
+			if !ok {
+				return
+			}
+			_ = resize(ctx, dir, sz) // a container without a terminal ignores it
+		case <-done:
+			return
+		}
+	}
+}
+
+// readFrames copies the monitor's frames to the streams until the exit frame or the
+// end of the session.
+func readFrames(br *bufio.Reader, s Streams) error {
+	var hdr [5]byte
+	buf := make([]byte, 32<<10)
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			if err == io.EOF {
+				return nil // the monitor ended the session
+			}
+			return err
+		}
+		n := int(binary.BigEndian.Uint32(hdr[1:]))
+		if n > len(buf) {
+			if n > 1<<20 {
+				return fmt.Errorf("monitor attach: frame of %d bytes", n)
+			}
+			buf = make([]byte, n)
+		}
+		if _, err := io.ReadFull(br, buf[:n]); err != nil {
+			return err
+		}
+		var w io.Writer
+		switch hdr[0] {
+		case streamStdout:
+			w = s.Stdout
+		case streamStderr:
+			w = s.Stderr
+		case streamExit:
+			return nil
+		}
+		if w != nil {
+			if _, err := w.Write(buf[:n]); err != nil {
+				return err
+			}
+		}
+	}
+}
