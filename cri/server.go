@@ -46,6 +46,8 @@ type Options struct {
 	Images ImageService
 	// Pods serves the pod sandbox RPCs; nil answers them Unimplemented.
 	Pods PodService
+	// Containers serves the container RPCs; nil answers them Unimplemented.
+	Containers ContainerService
 	// Handlers are the configured OCI runtimes; DefaultHandler is the one used when a
 	// pod names none.
 	Handlers       []RuntimeHandler

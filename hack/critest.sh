@@ -60,6 +60,9 @@ if [ -z "${BERTHD:-}" ]; then
 	log "building berthd"
 	build "$berthd" ./cmd/berthd
 fi
+# berthd finds berth-monitor next to itself.
+log "building berth-monitor"
+build "$(dirname "$berthd")/berth-monitor" ./cmd/berth-monitor
 log "building testregistry, critestreport"
 build "$bin/testregistry" ./hack/cmd/testregistry
 build "$bin/critestreport" ./hack/cmd/critestreport

@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 hack/install-deps.sh --run
 export PATH="/usr/local/go/bin:$PATH"
 go build -o bin/berthd ./cmd/berthd
+go build -o bin/berth-monitor ./cmd/berth-monitor
 exec bin/berthd "$@"

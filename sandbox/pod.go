@@ -90,6 +90,9 @@ type pod struct {
 
 	op      sync.Mutex
 	removed bool // under op
+	// life is held shared by CreateContainer and exclusively by StopPod and RemovePod
+	// while they stop the pod's containers: no container appears in a pod that goes.
+	life sync.RWMutex
 
 	cur  atomic.Pointer[revision]
 	proc atomic.Pointer[infra.Process] // the live pause, nil when none

@@ -15,7 +15,14 @@ import (
 // its cgroup (if berth made it), its directory and its record go, and its name is free
 // again. Removing an absent pod is a no-op.
 func (s *Service) RemovePod(ctx context.Context, id string) error {
-	return s.idempotent(id, func(p *pod) error { return s.remove(ctx, p) })
+	return s.idempotent(id, func(p *pod) error {
+		p.life.Lock()
+		defer p.life.Unlock()
+		if err := s.eachPodContainer(p, func(c *container) error { return s.removeContainer(ctx, c) }); err != nil {
+			return fmt.Errorf("remove pod sandbox %s: %w", p.meta.ID, err)
+		}
+		return s.remove(ctx, p)
+	})
 }
 
 // remove stops the pod if needed and deletes everything left of it. p.op must be held.

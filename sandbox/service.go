@@ -15,8 +15,8 @@ import (
 	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/network"
 	"github.com/berth-runtime/berth/sandbox/cgroups"
-	"github.com/berth-runtime/berth/sandbox/infra"
 	"github.com/berth-runtime/berth/sandbox/registrar"
+	"github.com/berth-runtime/berth/sandbox/runtime"
 	"github.com/berth-runtime/berth/sandbox/store"
 )
 
@@ -29,10 +29,33 @@ type Network interface {
 
 // Handler is one runtime handler as pods see it.
 type Handler struct {
-	// Runtime runs the pause of pods that share a PID namespace.
-	Runtime infra.OCIRuntime
+	// Runtime runs the containers and the pause of pods that share a PID namespace.
+	Runtime *runtime.Runtime
+	// Features are what the runtime binary said it supports.
+	Features runtime.Features
 	// Err is why the handler cannot run pods (its binary is missing); nil when it can.
 	Err error
+}
+
+// Images is what containers need of the image store (image.Service, adapted by berthd).
+type Images interface {
+	// Lease pins image ref for holder until Release and returns what a container needs
+	// of it. An unknown image fails with errdefs.ErrNotFound.
+	Lease(holder, ref string) (ContainerImage, error)
+	// Release drops holder's lease; an unknown holder is not an error.
+	Release(holder string) error
+	// Holders lists every lease holder, for reconciliation after a restart.
+	Holders() []string
+}
+
+// ContainerImage is an image as a container sees it.
+type ContainerImage struct {
+	ID  string // config digest
+	Ref string // reported as image_ref: a repo digest, else a tag, else the ID
+	// Config is the OCI image config JSON.
+	Config []byte
+	// Layers are the unpacked snapshot directories, base layer first.
+	Layers []string
 }
 
 // Config wires a Service.
@@ -59,6 +82,18 @@ type Config struct {
 	// (internal/oomscore.Clamp); nil keeps it.
 	OOMScoreAdj func(int) int
 	Log         *slog.Logger
+
+	// Images serves container root filesystems; nil: containers cannot be created.
+	Images Images
+	// MonitorPath is the berth-monitor executable.
+	MonitorPath string
+	// ContainerRecordDir holds the durable container records (<root>/containers),
+	// ContainerStateDir each container's bundle, rootfs mount point and monitor
+	// directory (<state>/containers), ContainerRWDir the writable layers
+	// (<root>/rw: on disk, not in the tmpfs that /run often is).
+	ContainerRecordDir string
+	ContainerStateDir  string
+	ContainerRWDir     string
 }
 
 // Service runs pods. Its methods are safe for concurrent use.
@@ -68,8 +103,12 @@ type Service struct {
 	store *store.Store[Metadata, Status]
 	names *registrar.Registrar
 
-	mu   sync.RWMutex // guards pods; held only to read or change the map
+	ctrStore *store.Store[ContainerMetadata, ContainerStatus]
+	ctrNames *registrar.Registrar
+
+	mu   sync.RWMutex // guards pods and ctrs; held only to read or change the maps
 	pods map[string]*pod
+	ctrs map[string]*container
 
 	// closing is set by Close; creating guards it with the Add of creates, so that no
 	// create starts while Close waits.
@@ -114,14 +153,31 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
+	if cfg.ContainerRecordDir == "" {
+		cfg.ContainerRecordDir = filepath.Join(filepath.Dir(cfg.RecordDir), "containers")
+	}
+	if cfg.ContainerStateDir == "" {
+		cfg.ContainerStateDir = filepath.Join(filepath.Dir(cfg.StateDir), "containers")
+	}
+	if cfg.ContainerRWDir == "" {
+		cfg.ContainerRWDir = filepath.Join(filepath.Dir(cfg.RecordDir), "rw")
+	}
+	cst, err := store.Open[ContainerMetadata, ContainerStatus](cfg.ContainerRecordDir)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
 	s := &Service{
-		cfg:   cfg,
-		log:   cfg.Log,
-		store: st,
-		names: registrar.New(),
-		pods:  map[string]*pod{},
+		cfg:      cfg,
+		log:      cfg.Log,
+		store:    st,
+		names:    registrar.New(),
+		ctrStore: cst,
+		ctrNames: registrar.New(),
+		pods:     map[string]*pod{},
+		ctrs:     map[string]*container{},
 	}
 	s.recover(ctx)
+	s.recoverContainers(ctx)
 	return s, nil
 }
 

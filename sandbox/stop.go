@@ -16,7 +16,39 @@ import (
 // addresses are released), its namespaces and shm are released. Its record, files and
 // cgroup stay until RemovePod. Stopping a stopped or unknown pod is a no-op.
 func (s *Service) StopPod(ctx context.Context, id string) error {
-	return s.idempotent(id, func(p *pod) error { return s.stop(ctx, p) })
+	return s.idempotent(id, func(p *pod) error {
+		p.life.Lock()
+		defer p.life.Unlock()
+		if err := s.stopPodContainers(ctx, p); err != nil {
+			return err
+		}
+		return s.stop(ctx, p)
+	})
+}
+
+// stopPodContainers kills the pod's containers (StopPodSandbox gives them no grace: kubelet
+// stopped them with theirs before), in parallel.
+func (s *Service) stopPodContainers(ctx context.Context, p *pod) error {
+	return s.eachPodContainer(p, func(c *container) error { return s.stopContainer(ctx, c, 0) })
+}
+
+// eachPodContainer runs op on each container of p, in parallel, with the container's
+// operation lock held.
+func (s *Service) eachPodContainer(p *pod, op func(*container) error) error {
+	ctrs := s.podContainers(p.meta.ID)
+	errs := make([]error, len(ctrs))
+	var wg sync.WaitGroup
+	for i, c := range ctrs {
+		wg.Go(func() {
+			c.op.Lock()
+			defer c.op.Unlock()
+			if !c.removed {
+				errs[i] = op(c)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // idempotent runs op on the pod with its operation lock held. An absent (or just

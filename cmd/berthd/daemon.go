@@ -51,7 +51,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	pods, netm, err := newPodService(ctx, cfg, log, runtimes)
+	pods, netm, err := newPodService(ctx, cfg, log, runtimes, imageLeases{images})
 	if err != nil {
 		return err
 	}
@@ -64,6 +64,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Log:             log.With("component", "cri"),
 		Images:          images,
 		Pods:            pods,
+		Containers:      pods,
 		Handlers:        handlers,
 		DefaultHandler:  cfg.DefaultRuntime,
 		CgroupDriver:    cfg.CgroupDriver,
@@ -115,7 +116,7 @@ func probeRuntimes(ctx context.Context, cfg config.Config, log *slog.Logger) ([]
 		handlers = append(handlers, cri.RuntimeHandler{
 			Name: name, RecursiveReadOnlyMounts: f.RecursiveReadOnlyMounts, UserNamespaces: f.UserNamespaces,
 		})
-		runtimes[name] = sandbox.Handler{Runtime: &runtime.Runtime{
+		runtimes[name] = sandbox.Handler{Features: f, Runtime: &runtime.Runtime{
 			Name: name, Path: f.Path, Root: filepath.Join(cfg.State, "runtime", name),
 			SystemdCgroup: cfg.CgroupDriver == "systemd", Log: log.With("component", "runtime"),
 		}}

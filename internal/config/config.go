@@ -33,6 +33,7 @@ type Config struct {
 	LogLevel       string             `toml:"log_level"`
 	CgroupDriver   string             `toml:"cgroup_driver"`
 	DefaultRuntime string             `toml:"default_runtime"`
+	MonitorPath    string             `toml:"monitor_path"`
 	Runtimes       map[string]Runtime `toml:"runtimes"`
 	Image          image.Config       `toml:"image"`
 	Network        Network            `toml:"network"`

@@ -52,3 +52,8 @@ type classified struct {
 
 func (e *classified) Error() string        { return e.msg }
 func (e *classified) Is(target error) bool { return target == e.class }
+
+// FailedPrecondition wraps ErrFailedPrecondition with a message.
+func FailedPrecondition(msg string) error {
+	return &classified{msg: msg, class: ErrFailedPrecondition}
+}

@@ -25,6 +25,8 @@ if [ -z "$BERTHD" ]; then
 	go build -o "$W/berthd" ./cmd/berthd
 	BERTHD=$W/berthd
 fi
+[ -x "$(dirname "$BERTHD")/berth-monitor" ] || go build -o "$W/berth-monitor" ./cmd/berth-monitor
+export PATH="$W:$PATH" # berthd finds berth-monitor next to itself, else in $PATH
 CRICTL=hack/.cache/bin/crictl-v1.37.0
 go build -o "$W/testregistry" ./hack/cmd/testregistry
 "$W/testregistry" -addr 127.0.0.1:0 >"$W/reg.out" 2>"$W/reg.err" &

@@ -1,0 +1,255 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/sandbox/cgroups"
+	"github.com/berth-runtime/berth/sandbox/cleanup"
+	"github.com/berth-runtime/berth/sandbox/monitor"
+	"github.com/berth-runtime/berth/sandbox/registrar"
+	"github.com/berth-runtime/berth/sandbox/rootfs"
+)
+
+// CreateContainer creates a container in pod podID (CreateContainer) and returns its
+// id. The container's process waits for StartContainer. A retry of the same request
+// (same pod, same config) while or after the first one runs gets the same id; another
+// request for a name that is taken fails with errdefs.ErrAlreadyExists.
+func (s *Service) CreateContainer(ctx context.Context, podID string, cfg *runtimeapi.ContainerConfig) (string, error) {
+	md := cfg.GetMetadata()
+	switch {
+	case md.GetName() == "":
+		return "", errdefs.InvalidArgument("container metadata must have a name")
+	case cfg.GetImage().GetImage() == "":
+		return "", errdefs.InvalidArgument("container image is empty")
+	case s.cfg.Images == nil || s.cfg.MonitorPath == "":
+		return "", errdefs.FailedPrecondition("berthd runs without an image store or monitor: containers cannot be created")
+	}
+	p, err := s.get(podID)
+	if err != nil {
+		return "", err
+	}
+	logPath, err := containerLogPath(p.config.GetLogDirectory(), cfg.GetLogPath())
+	if err != nil {
+		return "", err
+	}
+	// Creates hold the pod's life lock shared: StopPod and RemovePod take it
+	// exclusively, so no container appears in a pod while it goes.
+	p.life.RLock()
+	defer p.life.RUnlock()
+	if !p.ready() {
+		return "", errdefs.FailedPrecondition(fmt.Sprintf("pod sandbox %s is not ready", p.meta.ID))
+	}
+	fp, err := containerFingerprint(p.meta.ID, cfg)
+	if err != nil {
+		return "", err
+	}
+	res, owner, err := s.ctrNames.Reserve(containerKey(p, md), newID(), fp)
+	if err != nil {
+		return "", err
+	}
+	if !owner {
+		return res.Wait(ctx)
+	}
+	c, err := s.createContainer(ctx, p, res, cfg, logPath)
+	s.ctrNames.Finish(res, err)
+	if err != nil {
+		return "", err
+	}
+	return c.meta.ID, nil
+}
+
+// containerLogPath joins the pod's log directory and the container's log path, which
+// must stay inside it. Without a log directory the container logs nowhere.
+func containerLogPath(dir, rel string) (string, error) {
+	if rel == "" || dir == "" {
+		return "", nil
+	}
+	if filepath.IsAbs(rel) {
+		return "", errdefs.InvalidArgument(fmt.Sprintf("log path %q must be relative to the pod's log directory", rel))
+	}
+	full := filepath.Join(dir, rel)
+	if r, err := filepath.Rel(dir, full); err != nil || r == "." || r == ".." || strings.HasPrefix(r, "../") {
+		return "", errdefs.InvalidArgument(fmt.Sprintf("log path %q leaves the pod's log directory", rel))
+	}
+	return full, nil
+}
+
+// containerFingerprint identifies a CreateContainer request.
+func containerFingerprint(podID string, cfg *runtimeapi.ContainerConfig) (string, error) {
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(cfg)
+	if err != nil {
+		return "", fmt.Errorf("encode container config: %w", err)
+	}
+	h := sha256.New()
+	h.Write([]byte(podID))
+	h.Write([]byte{0})
+	h.Write(data)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// createContainer is the transaction: each step pushes its undo; a failure runs them
+// in reverse order under a fresh context. The record is written once the root
+// filesystem and the spec exist, before the OCI runtime is asked for anything;
+// recovery removes what a crash leaves before it (state directories and leases
+// without a record).
+func (s *Service) createContainer(reqCtx context.Context, p *pod, res *registrar.Reservation, cfg *runtimeapi.ContainerConfig, logPath string) (*container, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(reqCtx), s.cfg.CreateTimeout)
+	defer cancel()
+	start := time.Now()
+	id := res.ID
+	raw, err := protojson.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("encode container config: %w", err)
+	}
+	c := &container{
+		meta: ContainerMetadata{
+			ID: id, PodID: p.meta.ID, Name: cfg.GetMetadata().GetName(), Attempt: cfg.GetMetadata().GetAttempt(),
+			Handler: p.meta.Handler, CreatedAt: time.Now().UnixNano(), Image: cfg.GetImage().GetImage(),
+			LogPath: logPath, Fingerprint: res.Fingerprint, Config: raw,
+		},
+		config: cfg, key: res.Name, exited: make(chan struct{}),
+	}
+	st := &ContainerStatus{}
+	var undo cleanup.Stack
+	err = s.buildContainer(ctx, p, c, st, &undo)
+	if err != nil {
+		err = withContext(ctx, err)
+		s.log.Warn("container create failed; undoing it", "id", id, "container", c.key, "error", err)
+		if uerr := undo.Run(ctx, undoTimeout); uerr != nil {
+			s.log.Error("undo of a failed container create failed; recovery retries it", "id", id, "error", uerr)
+		}
+		return nil, err
+	}
+	undo.Release()
+	s.addContainer(c)
+	s.watchExit(c)
+	s.log.Info("container created", "id", id, "container", c.key, "pod", p.meta.ID,
+		"took", time.Since(start).Round(time.Microsecond))
+	return c, nil
+}
+
+// buildContainer makes the container's parts: image lease, directories, root
+// filesystem, image volumes, spec, record, then the monitor, which has the OCI runtime
+// create the container.
+func (s *Service) buildContainer(ctx context.Context, p *pod, c *container, st *ContainerStatus, undo *cleanup.Stack) error {
+	id := c.meta.ID
+	img, err := s.cfg.Images.Lease(id, c.meta.Image)
+	if err != nil {
+		return err
+	}
+	undo.Push("image lease", func(context.Context) error { return s.cfg.Images.Release(id) })
+	st.Leased = true
+	c.meta.ImageID, c.meta.ImageRef = img.ID, img.Ref
+	imgCfg, err := parseImageConfig(img.Config)
+	if err != nil {
+		return err
+	}
+	c.meta.StopSignal = imgCfg.StopSignal
+
+	if err := os.MkdirAll(s.monitorOf(id), 0o700); err != nil {
+		return fmt.Errorf("container directory: %w", err)
+	}
+	undo.Push("container directory", func(context.Context) error { return os.RemoveAll(s.ctrDir(id)) })
+	if err := rootfs.Mount(img.Layers, s.rwDirOf(id), s.rootfsOf(id), false); err != nil {
+		return err
+	}
+	st.Rootfs = true
+	undo.Push("rootfs", func(context.Context) error { return rootfs.Remove(s.rwDirOf(id), s.rootfsOf(id)) })
+
+	mounts, err := s.imageVolumes(c, undo)
+	if err != nil {
+		return err
+	}
+	names, err := cgroups.ContainerNames(s.cfg.Cgroups.Driver(), p.opts.cgroupParent, id)
+	if err != nil {
+		return err
+	}
+	in := specInput{
+		pod: p, podSt: p.status(), cfg: c.config, image: imgCfg, rootfs: s.rootfsOf(id),
+		mounts: mounts, cgroupsPath: names.CgroupsPath, handler: s.handlerOf(p.meta.Handler),
+	}
+	if in.targetPID, err = s.targetPIDNamespace(c.config); err != nil {
+		return err
+	}
+	sp, err := s.buildSpec(in)
+	if err != nil {
+		return err
+	}
+	c.meta.User = sp.Process.User
+	data, err := json.Marshal(sp)
+	if err != nil {
+		return fmt.Errorf("encode spec: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(s.bundleOf(id), "config.json"), data, 0o600); err != nil {
+		return fmt.Errorf("write bundle: %w", err)
+	}
+	if logPath := c.meta.LogPath; logPath != "" {
+		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+			return fmt.Errorf("log directory: %w", err)
+		}
+	}
+
+	if err := s.ctrStore.Create(id, c.meta); err != nil {
+		return err
+	}
+	undo.Push("record", func(context.Context) error { return s.ctrStore.Delete(id) })
+	st.Runtime = true
+	if err := s.recordContainer(c, *st); err != nil {
+		return err
+	}
+	return s.launch(ctx, c, st, names, undo)
+}
+
+// launch starts the container's monitor, which runs the OCI runtime's create.
+func (s *Service) launch(ctx context.Context, c *container, st *ContainerStatus, names cgroups.Names, undo *cleanup.Stack) error {
+	id := c.meta.ID
+	h := s.handlerOf(c.meta.Handler)
+	if h.Runtime == nil {
+		return errdefs.FailedPrecondition(fmt.Sprintf("runtime handler %q is not available", c.meta.Handler))
+	}
+	undo.Push("runtime container", func(ctx context.Context) error { return h.Runtime.Delete(ctx, id, true) })
+	started, err := monitor.Launch(ctx, s.cfg.MonitorPath, monitor.Config{
+		ID: id, Runtime: h.Runtime.Path, RuntimeRoot: h.Runtime.Root, SystemdCgroup: h.Runtime.SystemdCgroup,
+		Bundle: s.bundleOf(id), Dir: s.monitorOf(id), LogPath: c.meta.LogPath,
+		Terminal: c.config.GetTty(), Stdin: c.config.GetStdin(), StdinOnce: c.config.GetStdinOnce(),
+		OOMFile: s.cfg.Cgroups.OOMFile(names.ContainerPath),
+	})
+	if err != nil {
+		if ce, ok := err.(*monitor.CreateError); ok {
+			return fmt.Errorf("%w: %w", ce, errdefs.ErrFailedPrecondition)
+		}
+		return err
+	}
+	st.State, st.Pid, st.MonitorPid = ContainerCreated, started.PID, started.MonitorPID
+	return s.recordContainer(c, *st)
+}
+
+// targetPIDNamespace is the PID namespace of the container a TARGET PID mode names.
+func (s *Service) targetPIDNamespace(cfg *runtimeapi.ContainerConfig) (string, error) {
+	ns := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if ns.GetPid() != runtimeapi.NamespaceMode_TARGET {
+		return "", nil
+	}
+	t, err := s.getContainer(ns.GetTargetId())
+	if err != nil {
+		return "", errdefs.InvalidArgument(fmt.Sprintf("PID namespace target: %v", err))
+	}
+	st := t.status()
+	if st.State != ContainerRunning || st.Pid == 0 {
+		return "", errdefs.FailedPrecondition(fmt.Sprintf("PID namespace target %s is not running", t.meta.ID))
+	}
+	return fmt.Sprintf("/proc/%d/ns/pid", st.Pid), nil
+}

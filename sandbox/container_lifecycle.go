@@ -1,0 +1,263 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/sandbox/monitor"
+	"github.com/berth-runtime/berth/sandbox/rootfs"
+)
+
+// killWait bounds how long Stop waits for a container to die after SIGKILL: the
+// kernel may take a while to tear down a large process tree, but not forever.
+const killWait = 30 * time.Second
+
+// StartContainer starts a created container.
+func (s *Service) StartContainer(ctx context.Context, id string) error {
+	c, err := s.getContainer(id)
+	if err != nil {
+		return err
+	}
+	c.op.Lock()
+	defer c.op.Unlock()
+	if c.removed {
+		return errdefs.NotFound(fmt.Sprintf("container %q not found", id))
+	}
+	if st := c.status(); st.State != ContainerCreated {
+		return errdefs.FailedPrecondition(fmt.Sprintf("container %s is %s, not created", c.meta.ID, st.State))
+	}
+	h := s.handlerOf(c.meta.Handler)
+	if h.Runtime == nil {
+		return errdefs.FailedPrecondition(fmt.Sprintf("runtime handler %q is not available", c.meta.Handler))
+	}
+	startedAt := time.Now().UnixNano()
+	if err := h.Runtime.Start(ctx, c.meta.ID); err != nil {
+		return fmt.Errorf("start container %s: %w", c.meta.ID, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.status().ContainerStatus
+	st.StartedAt = startedAt
+	if st.State == ContainerExited {
+		// It ran and ended before this call got here; the exit stays recorded.
+		st.StartedAt = min(startedAt, st.FinishedAt)
+	} else {
+		st.State = ContainerRunning
+	}
+	return s.recordContainerLocked(c, st)
+}
+
+// StopContainer stops a container: its stop signal (the config's, else the image's
+// STOPSIGNAL, else SIGTERM), then after timeout seconds SIGKILL to every process in
+// it. A timeout of 0 kills at once. Stopping an absent or exited container succeeds.
+func (s *Service) StopContainer(ctx context.Context, id string, timeout int64) error {
+	c, err := s.getContainer(id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c.op.Lock()
+	defer c.op.Unlock()
+	if c.removed {
+		return nil
+	}
+	return s.stopContainer(ctx, c, time.Duration(max(timeout, 0))*time.Second)
+}
+
+// stopContainer signals the container and waits for its exit to be recorded. c.op must
+// be held.
+func (s *Service) stopContainer(ctx context.Context, c *container, grace time.Duration) error {
+	st := c.status()
+	if st.State == ContainerExited || !st.Runtime {
+		return nil
+	}
+	h := s.handlerOf(c.meta.Handler)
+	if h.Runtime == nil {
+		return errdefs.FailedPrecondition(fmt.Sprintf("runtime handler %q is not available", c.meta.Handler))
+	}
+	id := c.meta.ID
+	if grace > 0 && st.State == ContainerRunning {
+		sig, err := stopSignal(c)
+		if err != nil {
+			return err
+		}
+		if err := h.Runtime.Kill(ctx, id, sig, false); err != nil {
+			return fmt.Errorf("stop container %s: %w", id, err)
+		}
+		timer := time.NewTimer(grace)
+		defer timer.Stop()
+		select {
+		case <-c.exited:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+		}
+	}
+	if err := h.Runtime.Kill(ctx, id, syscall.SIGKILL, true); err != nil {
+		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	timer := time.NewTimer(killWait)
+	defer timer.Stop()
+	select {
+	case <-c.exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return fmt.Errorf("container %s did not exit %s after SIGKILL: %w", id, killWait, errdefs.ErrUnavailable)
+	}
+}
+
+// stopSignal is the signal that asks the container to stop.
+func stopSignal(c *container) (syscall.Signal, error) {
+	name := c.config.GetStopSignal().String()
+	if c.config.GetStopSignal() == 0 { // RUNTIME_DEFAULT
+		name = c.meta.StopSignal
+	}
+	if name == "" || name == "RUNTIME_DEFAULT" {
+		return syscall.SIGTERM, nil
+	}
+	return parseSignal(name)
+}
+
+// parseSignal reads "SIGTERM", "TERM" or "15".
+func parseSignal(name string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(name); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n), nil
+	}
+	up := strings.ToUpper(name)
+	if !strings.HasPrefix(up, "SIG") {
+		up = "SIG" + up
+	}
+	if sig := unix.SignalNum(up); sig != 0 {
+		return sig, nil
+	}
+	return 0, errdefs.InvalidArgument(fmt.Sprintf("unknown stop signal %q", name))
+}
+
+// RemoveContainer removes a container, stopping it first (at once) if it runs.
+// Removing an absent container succeeds.
+func (s *Service) RemoveContainer(ctx context.Context, id string) error {
+	c, err := s.getContainer(id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c.op.Lock()
+	defer c.op.Unlock()
+	if c.removed {
+		return nil
+	}
+	return s.removeContainer(ctx, c)
+}
+
+// removeContainer releases everything of the container, last made first. What fails
+// stays recorded for the next call. c.op must be held.
+func (s *Service) removeContainer(ctx context.Context, c *container) error {
+	id := c.meta.ID
+	if err := s.stopContainer(ctx, c, 0); err != nil {
+		return err
+	}
+	st := c.status().ContainerStatus
+	var errs []error
+	if st.Runtime {
+		if h := s.handlerOf(c.meta.Handler); h.Runtime != nil {
+			if err := h.Runtime.Delete(ctx, id, true); err != nil {
+				errs = append(errs, err)
+			} else {
+				st.Runtime = false
+			}
+		} else {
+			errs = append(errs, fmt.Errorf("runtime handler %q is not available", c.meta.Handler))
+		}
+	}
+	if st.Rootfs && len(errs) == 0 {
+		err := s.unmountVolumes(c)
+		if err == nil {
+			err = rootfs.Remove(s.rwDirOf(id), s.rootfsOf(id))
+		}
+		if err == nil {
+			err = os.RemoveAll(s.ctrDir(id))
+		}
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			st.Rootfs = false
+		}
+	}
+	if st.Leased && !st.Rootfs {
+		if err := s.releaseImages(c); err != nil {
+			errs = append(errs, err)
+		} else {
+			st.Leased = false
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		if rerr := s.recordContainer(c, st); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	if err := s.ctrStore.Delete(id); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	c.removed = true
+	s.dropContainer(id)
+	s.ctrNames.Release(c.key, id)
+	s.log.Debug("container removed", "id", id, "container", c.key)
+	return nil
+}
+
+// releaseImages drops the leases of the container's image and image volumes.
+func (s *Service) releaseImages(c *container) error {
+	errs := []error{s.cfg.Images.Release(c.meta.ID)}
+	for _, v := range c.meta.ImageVolumes {
+		errs = append(errs, s.cfg.Images.Release(v.Holder))
+	}
+	return errors.Join(errs...)
+}
+
+// awaitExit waits for the container's monitor to report its exit and records it. It
+// runs once per container and berthd: from the create, or from recovery.
+func (s *Service) awaitExit(ctx context.Context, c *container) {
+	defer close(c.exited)
+	exit, err := monitor.Wait(ctx, s.monitorOf(c.meta.ID), c.status().MonitorPid)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.status().ContainerStatus
+	if st.State == ContainerExited {
+		return
+	}
+	st.State = ContainerExited
+	switch {
+	case err == nil:
+		st.ExitCode, st.Reason, st.Message = exit.ExitCode, exit.Reason, exit.Message
+		st.FinishedAt = exit.FinishedAt.UnixNano()
+	default:
+		// The monitor is gone without a record (killed, or the node rebooted): the
+		// exit code is unknowable. 255 and a reason that says so, as kubelet expects
+		// some exit rather than none.
+		st.ExitCode, st.Reason, st.Message = 255, "Unknown", err.Error()
+		st.FinishedAt = time.Now().UnixNano()
+	}
+	if err := s.recordContainerLocked(c, st); err != nil {
+		s.log.Error("recording a container's exit", "id", c.meta.ID, "error", err)
+		// Still published in memory: Status and Stop must see the exit.
+		c.cur.Store(&containerRevision{ContainerStatus: st, rev: c.status().rev})
+	}
+	s.log.Debug("container exited", "id", c.meta.ID, "container", c.key, "code", st.ExitCode, "reason", st.Reason)
+}

@@ -1,0 +1,180 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/sandbox/cgroups"
+	"github.com/berth-runtime/berth/sandbox/monitor"
+	"github.com/berth-runtime/berth/sandbox/runtime"
+)
+
+// MaxExecOutput caps each of ExecSync's stdout and stderr, as kubelet's probes expect.
+const MaxExecOutput = 16 << 20
+
+// running returns c's handler when c runs, else an errdefs.ErrFailedPrecondition.
+func (s *Service) running(c *container) (*runtime.Runtime, error) {
+	if st := c.status(); st.State != ContainerRunning {
+		return nil, errdefs.FailedPrecondition(fmt.Sprintf("container %s is %s, not running", c.meta.ID, st.State))
+	}
+	h := s.handlerOf(c.meta.Handler)
+	if h.Runtime == nil {
+		return nil, errdefs.FailedPrecondition(fmt.Sprintf("runtime handler %q is not available", c.meta.Handler))
+	}
+	return h.Runtime, nil
+}
+
+// ExecSync runs cmd in a running container and returns its output (each stream capped
+// at MaxExecOutput) and exit code. timeout 0 means none; past it the process is killed
+// and the call fails with errdefs.ErrDeadlineExceeded.
+func (s *Service) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (stdout, stderr []byte, code int32, err error) {
+	if len(cmd) == 0 {
+		return nil, nil, 0, errdefs.InvalidArgument("exec command is empty")
+	}
+	c, err := s.getContainer(id)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	rt, err := s.running(c)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	var out, errOut cappedBuffer
+	code, err = rt.Exec(ctx, c.meta.ID, runtime.ExecOptions{Args: cmd, Stdout: &out, Stderr: &errOut})
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, nil, 0, fmt.Errorf("exec in container %s: timeout %s exceeded: %w", c.meta.ID, timeout, context.DeadlineExceeded)
+		}
+		return nil, nil, 0, fmt.Errorf("exec in container %s: %w", c.meta.ID, err)
+	}
+	return out.Bytes(), errOut.Bytes(), code, nil
+}
+
+// cappedBuffer keeps the first MaxExecOutput bytes written to it and drops the rest
+// (without failing the writer: the process must not get EPIPE for talking too much).
+type cappedBuffer struct{ bytes.Buffer }
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if room := MaxExecOutput - b.Len(); room > 0 {
+		b.Buffer.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+// UpdateContainerResources applies new resources to a created or running container
+// and records them (ContainerStatus reports them).
+func (s *Service) UpdateContainerResources(ctx context.Context, id string, r *runtimeapi.LinuxContainerResources) error {
+	if r == nil {
+		return errdefs.InvalidArgument("no linux resources to update")
+	}
+	c, err := s.getContainer(id)
+	if err != nil {
+		return err
+	}
+	c.op.Lock()
+	defer c.op.Unlock()
+	st := c.status()
+	if st.State != ContainerCreated && st.State != ContainerRunning {
+		return errdefs.FailedPrecondition(fmt.Sprintf("container %s is %s", c.meta.ID, st.State))
+	}
+	res, err := cgroups.FromCRI(r)
+	if err != nil {
+		return err
+	}
+	h := s.handlerOf(c.meta.Handler)
+	if h.Runtime == nil {
+		return errdefs.FailedPrecondition(fmt.Sprintf("runtime handler %q is not available", c.meta.Handler))
+	}
+	if err := h.Runtime.Update(ctx, c.meta.ID, res.ToOCI()); err != nil {
+		return fmt.Errorf("update container %s: %w", c.meta.ID, err)
+	}
+	raw, err := protojson.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode resources: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := c.status().ContainerStatus
+	next.Resources = raw
+	return s.recordContainerLocked(c, next)
+}
+
+// ReopenContainerLog has the container's monitor reopen its log file (kubelet rotated
+// it). The container must be running.
+func (s *Service) ReopenContainerLog(ctx context.Context, id string) error {
+	c, err := s.getContainer(id)
+	if err != nil {
+		return err
+	}
+	if _, err := s.running(c); err != nil {
+		return err
+	}
+	if c.meta.LogPath == "" {
+		return nil
+	}
+	return monitor.Reopen(ctx, s.monitorOf(c.meta.ID))
+}
+
+// ContainerStats reads a container's usage from its cgroup; a container whose cgroup
+// is gone (exited, created elsewhere) reports zeros with the time of reading.
+func (s *Service) ContainerStats(id string) (*runtimeapi.ContainerStats, error) {
+	c, err := s.getContainer(id)
+	if err != nil {
+		return nil, err
+	}
+	return s.containerStats(c), nil
+}
+
+// ListContainerStats reads the usage of the containers matching filter.
+func (s *Service) ListContainerStats(filter *runtimeapi.ContainerStatsFilter) []*runtimeapi.ContainerStats {
+	list := s.ListContainers(&runtimeapi.ContainerFilter{
+		Id: filter.GetId(), PodSandboxId: filter.GetPodSandboxId(), LabelSelector: filter.GetLabelSelector(),
+	})
+	out := make([]*runtimeapi.ContainerStats, 0, len(list))
+	for _, l := range list {
+		if c, err := s.getContainer(l.Id); err == nil {
+			out = append(out, s.containerStats(c))
+		}
+	}
+	return out
+}
+
+func (s *Service) containerStats(c *container) *runtimeapi.ContainerStats {
+	now := time.Now().UnixNano()
+	out := &runtimeapi.ContainerStats{
+		Attributes: &runtimeapi.ContainerAttributes{
+			Id: c.meta.ID, Metadata: c.config.GetMetadata(), Labels: c.config.GetLabels(), Annotations: c.config.GetAnnotations(),
+		},
+		Cpu:           &runtimeapi.CpuUsage{Timestamp: now, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{}},
+		Memory:        &runtimeapi.MemoryUsage{Timestamp: now, WorkingSetBytes: &runtimeapi.UInt64Value{}, UsageBytes: &runtimeapi.UInt64Value{}},
+		WritableLayer: &runtimeapi.FilesystemUsage{Timestamp: now, FsId: &runtimeapi.FilesystemIdentifier{Mountpoint: s.rwDirOf(c.meta.ID)}, UsedBytes: &runtimeapi.UInt64Value{}, InodesUsed: &runtimeapi.UInt64Value{}},
+	}
+	p, err := s.get(c.meta.PodID)
+	if err != nil {
+		return out
+	}
+	names, err := cgroups.ContainerNames(s.cfg.Cgroups.Driver(), p.opts.cgroupParent, c.meta.ID)
+	if err != nil {
+		return out
+	}
+	st, err := s.cfg.Cgroups.ContainerStats(names.ContainerPath)
+	if err != nil {
+		return out
+	}
+	out.Cpu.UsageCoreNanoSeconds.Value = st.CPUUsageNanos
+	out.Memory.UsageBytes.Value = st.MemoryUsageBytes
+	out.Memory.WorkingSetBytes.Value = st.MemoryWorkingSetBytes
+	return out
+}

@@ -1,0 +1,277 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/sandbox/cgroups"
+	"github.com/berth-runtime/berth/sandbox/podfiles"
+	"github.com/berth-runtime/berth/sandbox/spec"
+)
+
+// specInput is everything a container's OCI spec is made of.
+type specInput struct {
+	pod    *pod
+	podSt  *revision
+	cfg    *runtimeapi.ContainerConfig
+	image  *imagespec.ImageConfig
+	rootfs string // the mounted root filesystem
+	// mounts are the CRI mounts with image volumes already turned into bind mounts.
+	mounts      []*runtimeapi.Mount
+	cgroupsPath string
+	handler     Handler
+	// targetPID is the PID namespace of the TARGET container, for NamespaceMode_TARGET.
+	targetPID string
+}
+
+// parseImageConfig reads the "config" part of an OCI image config.
+func parseImageConfig(raw []byte) (*imagespec.ImageConfig, error) {
+	var img imagespec.Image
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &img); err != nil {
+			return nil, fmt.Errorf("image config: %w", err)
+		}
+	}
+	return &img.Config, nil
+}
+
+// buildSpec composes the container's spec in the order sandbox/spec documents. It
+// returns the spec and the resolved user.
+func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
+	cfg, sc := in.cfg, in.cfg.GetLinux().GetSecurityContext()
+	privileged := sc.GetPrivileged()
+	if privileged && !in.pod.config.GetLinux().GetSecurityContext().GetPrivileged() {
+		return nil, errdefs.InvalidArgument("a privileged container needs a privileged pod")
+	}
+	if err := checkAppArmor(sc); err != nil {
+		return nil, err
+	}
+	user, err := spec.ResolveUser(in.rootfs, sc, in.image.User)
+	if err != nil {
+		return nil, err
+	}
+	res, err := cgroups.FromCRI(cfg.GetLinux().GetResources())
+	if err != nil {
+		return nil, err
+	}
+	devices, err := deviceNodes(cfg.GetDevices(), privileged)
+	if err != nil {
+		return nil, err
+	}
+	nsOpts, err := s.containerNamespaces(in)
+	if err != nil {
+		return nil, err
+	}
+	seccomp := sc.GetSeccomp()
+	if seccomp == nil && sc.GetSeccompProfilePath() != "" {
+		seccomp = legacySeccomp(sc.GetSeccompProfilePath())
+	}
+	opts := []spec.Opt{
+		spec.WithProcessArgs(in.image, cfg.GetCommand(), cfg.GetArgs()),
+		spec.WithEnv(in.image.Env, cfg.GetEnvs()),
+		spec.WithWorkingDir(in.image, cfg.GetWorkingDir()),
+		spec.WithTTY(cfg.GetTty()),
+		spec.WithOOMScoreAdj(s.cfg.OOMScoreAdj(int(cfg.GetLinux().GetResources().GetOomScoreAdj()))),
+		spec.WithUser(user),
+		spec.WithMaskedPaths(sc.GetMaskedPaths()),
+		spec.WithReadonlyPaths(sc.GetReadonlyPaths()),
+		spec.WithReadonlyRootfs(sc.GetReadonlyRootfs()),
+		spec.WithCapabilities(privileged, sc.GetCapabilities().GetAddCapabilities(), sc.GetCapabilities().GetDropCapabilities()),
+	}
+	if privileged {
+		opts = append(opts, spec.WithPrivileged())
+	}
+	opts = append(opts,
+		spec.WithSeccomp(seccomp, ""),
+		nsOpts,
+		spec.WithCgroupsPath(in.cgroupsPath),
+		spec.WithDevices(privileged, devices),
+		spec.WithResources(res),
+		spec.WithMounts(s.podMounts(in), in.handler.Features.RecursiveReadOnlyMounts),
+		withRootPath(in.rootfs),
+		withNoNewPrivs(sc.GetNoNewPrivs()),
+	)
+	if !in.pod.opts.hostNetwork {
+		opts = append(opts, spec.WithHostname(in.pod.opts.hostname))
+	}
+	return spec.Build(opts...)
+}
+
+// containerNamespaces joins the pod's pinned namespaces, and the PID namespace the
+// container's options ask for.
+func (s *Service) containerNamespaces(in specInput) (spec.Opt, error) {
+	ns := in.podSt.Namespaces
+	pid := spec.PIDContainer
+	pidNS := ""
+	switch m := in.cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid(); m {
+	case runtimeapi.NamespaceMode_CONTAINER:
+	case runtimeapi.NamespaceMode_POD:
+		if in.podSt.Infra == nil {
+			return nil, errdefs.FailedPrecondition("the pod shares no PID namespace")
+		}
+		pid, pidNS = spec.PIDPod, fmt.Sprintf("/proc/%d/ns/pid", in.podSt.Infra.PID)
+	case runtimeapi.NamespaceMode_NODE:
+		pid = spec.PIDHost
+	case runtimeapi.NamespaceMode_TARGET:
+		if in.targetPID == "" {
+			return nil, errdefs.InvalidArgument("PID namespace mode TARGET without a running target container")
+		}
+		pid, pidNS = spec.PIDPod, in.targetPID
+	default:
+		return nil, errdefs.InvalidArgument(fmt.Sprintf("PID namespace mode %s is unknown", m))
+	}
+	return spec.WithNamespaces(ns.Net, ns.IPC, ns.UTS, pid, pidNS), nil
+}
+
+// podMounts adds the pod's files and /dev/shm to the CRI mounts, unless kubelet mounts
+// something at the same place itself.
+func (s *Service) podMounts(in specInput) []*runtimeapi.Mount {
+	taken := map[string]bool{}
+	for _, m := range in.mounts {
+		taken[filepath.Clean(m.GetContainerPath())] = true
+	}
+	dir := s.podDir(in.pod.meta.ID)
+	ro := in.cfg.GetLinux().GetSecurityContext().GetReadonlyRootfs()
+	var out []*runtimeapi.Mount
+	add := func(ctrPath, host string, readOnly bool) {
+		if !taken[ctrPath] && host != "" {
+			out = append(out, &runtimeapi.Mount{ContainerPath: ctrPath, HostPath: host, Readonly: readOnly})
+		}
+	}
+	add("/etc/hostname", filepath.Join(dir, podfiles.HostnameFile), ro)
+	add("/etc/hosts", filepath.Join(dir, podfiles.HostsFile), ro)
+	add("/etc/resolv.conf", filepath.Join(dir, podfiles.ResolvConfFile), ro)
+	shm := in.podSt.Shm
+	if in.pod.opts.hostIPC {
+		shm = "/dev/shm"
+	}
+	add("/dev/shm", shm, false)
+	return append(out, in.mounts...)
+}
+
+func withRootPath(rootfs string) spec.Opt {
+	return func(sp *specs.Spec) error {
+		sp.Root.Path = rootfs
+		return nil
+	}
+}
+
+// withNoNewPrivs follows the CRI's no_new_privs: kubelet sets it from the pod's
+// allowPrivilegeEscalation, and the conformance suite checks that false lets a setuid
+// binary raise its privileges.
+func withNoNewPrivs(on bool) spec.Opt {
+	return func(sp *specs.Spec) error {
+		sp.Process.NoNewPrivileges = on
+		return nil
+	}
+}
+
+// legacySeccomp maps the deprecated seccomp_profile_path to a SecurityProfile.
+func legacySeccomp(p string) *runtimeapi.SecurityProfile {
+	switch {
+	case p == "unconfined":
+		return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}
+	case p == "runtime/default" || p == "docker/default":
+		return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+	case strings.HasPrefix(p, "localhost/"):
+		return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: strings.TrimPrefix(p, "localhost")}
+	}
+	return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: p}
+}
+
+// checkAppArmor answers an AppArmor request. This node's kernel decides: with AppArmor
+// off, asking for a named profile is an error (the container would run unconfined
+// against its owner's wish); RuntimeDefault and Unconfined mean nothing to do.
+func checkAppArmor(sc *runtimeapi.LinuxContainerSecurityContext) error {
+	prof := sc.GetApparmor()
+	name := sc.GetApparmorProfile()
+	if prof != nil && prof.GetProfileType() == runtimeapi.SecurityProfile_Localhost {
+		name = prof.GetLocalhostRef()
+	}
+	if name == "" || name == "runtime/default" || name == "unconfined" {
+		return nil
+	}
+	if appArmorEnabled() {
+		return fmt.Errorf("AppArmor profile %q: berth does not load AppArmor profiles yet: %w", name, errdefs.ErrUnimplemented)
+	}
+	return errdefs.FailedPrecondition(fmt.Sprintf("AppArmor profile %q asked for, but AppArmor is not enabled on this node", name))
+}
+
+func appArmorEnabled() bool {
+	data, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	return err == nil && strings.HasPrefix(string(data), "Y")
+}
+
+// deviceNodes looks up the CRI's devices on the host; a privileged container gets every
+// device node of the host's /dev instead.
+func deviceNodes(devs []*runtimeapi.Device, privileged bool) ([]spec.DeviceNode, error) {
+	if privileged {
+		return hostDevices()
+	}
+	var out []spec.DeviceNode
+	for _, d := range devs {
+		n, err := deviceNode(d.GetHostPath(), d.GetContainerPath(), d.GetPermissions())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func deviceNode(host, ctr, perms string) (spec.DeviceNode, error) {
+	if ctr == "" {
+		ctr = host
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(host, &st); err != nil {
+		return spec.DeviceNode{}, errdefs.InvalidArgument(fmt.Sprintf("device %s: %v", host, err))
+	}
+	typ := ""
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		typ = "c"
+	case unix.S_IFBLK:
+		typ = "b"
+	default:
+		return spec.DeviceNode{}, errdefs.InvalidArgument(fmt.Sprintf("device %s is not a device node", host))
+	}
+	return spec.DeviceNode{
+		ContainerPath: ctr, Type: typ,
+		Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev)),
+		FileMode: fs.FileMode(st.Mode & 0o777), UID: st.Uid, GID: st.Gid, Permissions: perms,
+	}, nil
+}
+
+// hostDevices lists the device nodes under the host's /dev (not /dev/pts, whose nodes
+// belong to the host's terminals, nor the console).
+func hostDevices() ([]spec.DeviceNode, error) {
+	var out []spec.DeviceNode
+	err := filepath.WalkDir("/dev", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // a node that vanished while walking
+		}
+		if d.IsDir() && (p == "/dev/pts" || p == "/dev/shm" || p == "/dev/mqueue") {
+			return filepath.SkipDir
+		}
+		if d.Type()&fs.ModeDevice == 0 || p == "/dev/console" {
+			return nil
+		}
+		n, err := deviceNode(p, p, "rwm")
+		if err == nil {
+			out = append(out, n)
+		}
+		return nil
+	})
+	return out, err
+}
