@@ -53,6 +53,9 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 	if privileged && !in.pod.config.GetLinux().GetSecurityContext().GetPrivileged() {
 		return nil, errdefs.InvalidArgument("a privileged container needs a privileged pod")
 	}
+	if sc.GetRunAsGroup() != nil && sc.GetRunAsUser() == nil && sc.GetRunAsUsername() == "" {
+		return nil, errdefs.InvalidArgument("run_as_group is set without run_as_user or run_as_username")
+	}
 	if err := checkAppArmor(sc); err != nil {
 		return nil, err
 	}

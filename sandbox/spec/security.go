@@ -1,8 +1,11 @@
 package spec
 
 import (
+	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 
@@ -22,6 +25,40 @@ var allCaps = []string{
 	"CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
 	"CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
 	"CAP_CHECKPOINT_RESTORE",
+}
+
+// grantableCaps is every capability in this process's bounding set: what "all
+// capabilities" (privileged, add ALL) can mean for a container berthd starts. A node
+// may run berthd without some (this project's CI lacks CAP_SYS_RESOURCE), and the OCI
+// runtime then fails the whole start with "unable to apply caps".
+var grantableCaps = sync.OnceValue(func() []string { return boundedBy(readCapBnd()) })
+
+// readCapBnd reads CapBnd from /proc/self/status; every bit set when unreadable.
+func readCapBnd() uint64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return ^uint64(0)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			if mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil {
+				return mask
+			}
+		}
+	}
+	return ^uint64(0)
+}
+
+// boundedBy lists the capabilities whose bit (their number, their index in allCaps) is
+// set in mask.
+func boundedBy(mask uint64) []string {
+	var out []string
+	for i, c := range allCaps {
+		if mask&(1<<uint(i)) != 0 {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // normalizeCap turns "net_admin", "NET_ADMIN" or "CAP_NET_ADMIN" into
@@ -49,7 +86,7 @@ func normalizeCap(c string) (string, error) {
 func WithCapabilities(privileged bool, add, drop []string) Opt {
 	return func(s *specs.Spec) error {
 		if privileged {
-			s.Process.Capabilities = capSet(allCaps)
+			s.Process.Capabilities = capSet(grantableCaps())
 			return nil
 		}
 		addN, addAll, err := normalizeCaps(add)
@@ -62,7 +99,7 @@ func WithCapabilities(privileged bool, add, drop []string) Opt {
 		}
 		caps := slices.Clone(defaultCaps)
 		if addAll {
-			caps = slices.Clone(allCaps)
+			caps = slices.Clone(grantableCaps())
 		}
 		if dropAll {
 			caps = nil
@@ -99,7 +136,7 @@ func normalizeCaps(in []string) (named []string, all bool, err error) {
 // WithDevices' business.
 func WithPrivileged() Opt {
 	return func(s *specs.Spec) error {
-		s.Process.Capabilities = capSet(allCaps)
+		s.Process.Capabilities = capSet(grantableCaps())
 		s.Linux.MaskedPaths = nil
 		s.Linux.ReadonlyPaths = nil
 		for i := range s.Mounts {

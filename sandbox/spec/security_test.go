@@ -19,16 +19,16 @@ func TestWithCapabilities(t *testing.T) {
 		wantErr    bool
 	}{
 		{"defaults", false, nil, nil, defaultCaps, false},
-		{"privileged", true, nil, []string{"ALL"}, allCaps, false},
+		{"privileged", true, nil, []string{"ALL"}, grantableCaps(), false},
 		{"add without prefix", false, []string{"net_admin"}, nil, plus("CAP_NET_ADMIN"), false},
 		{"add with prefix", false, []string{"CAP_SYS_ADMIN"}, nil, plus("CAP_SYS_ADMIN"), false},
 		{"add existing once", false, []string{"CHOWN"}, nil, defaultCaps, false},
 		{"drop", false, nil, []string{"CHOWN", "cap_kill"}, minus("CAP_CHOWN", "CAP_KILL"), false},
 		{"drop all add one", false, []string{"NET_BIND_SERVICE"}, []string{"ALL"}, []string{"CAP_NET_BIND_SERVICE"}, false},
 		{"drop all", false, nil, []string{"all"}, nil, false},
-		{"add all", false, []string{"ALL"}, nil, allCaps, false},
+		{"add all", false, []string{"ALL"}, nil, grantableCaps(), false},
 		{"add all drop one", false, []string{"ALL"}, []string{"SYS_ADMIN"},
-			slices.DeleteFunc(slices.Clone(allCaps), func(c string) bool { return c == "CAP_SYS_ADMIN" }), false},
+			slices.DeleteFunc(slices.Clone(grantableCaps()), func(c string) bool { return c == "CAP_SYS_ADMIN" }), false},
 		{"drop wins over add", false, []string{"NET_ADMIN"}, []string{"NET_ADMIN"}, defaultCaps, false},
 		{"unknown add", false, []string{"FLY"}, nil, nil, true},
 		{"unknown drop", false, nil, []string{"CAP_FLY"}, nil, true},
@@ -61,7 +61,7 @@ func TestWithPrivileged(t *testing.T) {
 	if s.Linux.MaskedPaths != nil || s.Linux.ReadonlyPaths != nil {
 		t.Errorf("masked %v readonly %v", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
 	}
-	if len(s.Process.Capabilities.Bounding) != len(allCaps) {
+	if len(s.Process.Capabilities.Bounding) != len(grantableCaps()) {
 		t.Errorf("caps %v", s.Process.Capabilities.Bounding)
 	}
 	for _, m := range s.Mounts {
@@ -102,6 +102,29 @@ func TestPathsAndReadonlyRootfs(t *testing.T) {
 			}
 			if !s.Root.Readonly {
 				t.Error("root not read-only")
+			}
+		})
+	}
+}
+
+func TestBoundedBy(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mask uint64
+		want int
+	}{
+		{"none", 0, 0},
+		{"chown only", 1, 1},
+		{"everything", ^uint64(0), len(allCaps)},
+		{"all but CAP_SYS_RESOURCE", ^uint64(0) &^ (1 << 24), len(allCaps) - 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := boundedBy(tc.mask)
+			if len(got) != tc.want {
+				t.Fatalf("boundedBy(%#x) = %d caps, want %d", tc.mask, len(got), tc.want)
+			}
+			if tc.mask&(1<<24) == 0 && slices.Contains(got, "CAP_SYS_RESOURCE") {
+				t.Fatal("CAP_SYS_RESOURCE granted without its bit")
 			}
 		})
 	}
