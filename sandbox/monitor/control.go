@@ -183,8 +183,7 @@ func (s *controlServer) attach(c *net.UnixConn, br *bufio.Reader, req request) {
 		}
 	}
 	// Stdin ended: the client half-closed, or it is gone.
-	if s.stdinOnce && s.stdin != nil {
-		s.endStdin()
+	if s.stdinOnce && s.endStdin() {
 		time.AfterFunc(stdinOnceGrace, func() { s.drop(c) })
 	}
 }
@@ -201,13 +200,18 @@ func (s *controlServer) writeStdin(p []byte) {
 	}
 }
 
-func (s *controlServer) endStdin() {
+// endStdin closes the container's stdin once; false when the container has none.
+func (s *controlServer) endStdin() bool {
 	s.stdinMu.Lock()
 	defer s.stdinMu.Unlock()
+	if s.stdin == nil {
+		return false
+	}
 	if !s.stdinDone {
 		s.stdinDone = true
 		s.closeStdin()
 	}
+	return true
 }
 
 // broadcast sends a chunk of output to the clients attached to its stream.
