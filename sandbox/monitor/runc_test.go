@@ -261,11 +261,16 @@ func oomFile(t *testing.T, cgroupsPath string) string {
 }
 
 // TestMemory logs what a monitor holding a sleeping container costs, alone and then
-// with three more monitors sharing its executable's pages.
+// with more monitors sharing its executable's pages ($BERTH_MONITOR_MEMORY_N in all,
+// default 4).
 func TestMemory(t *testing.T) {
 	h := newHarness(t)
+	n, err := strconv.Atoi(os.Getenv("BERTH_MONITOR_MEMORY_N"))
+	if err != nil || n < 1 {
+		n = 4
+	}
 	var pids []int
-	for i := range 4 {
+	for i := range n {
 		cfg := h.config(h.spec(newID(t), "sleep", "1000"))
 		started := h.launch(cfg)
 		h.runtime("start", cfg.ID)
@@ -276,7 +281,7 @@ func TestMemory(t *testing.T) {
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
-	t.Logf("first of four monitors: %s", memory(t, pids[0]))
+	t.Logf("first of %d monitors: %s", n, memory(t, pids[0]))
 	fi, _ := os.Stat(h.bin)
 	t.Logf("binary %d bytes", fi.Size())
 }
