@@ -109,7 +109,7 @@ func makeRootfs(rootfs, busybox string) error {
 	if err := os.WriteFile(filepath.Join(bin, "busybox"), data, 0o755); err != nil {
 		return err
 	}
-	for _, name := range []string{"sh", "echo", "sleep", "cat", "yes", "head", "tail", "test", "["} {
+	for _, name := range []string{"sh", "echo", "sleep", "cat", "yes", "head", "tail", "test", "[", "stty"} {
 		if err := os.Symlink("busybox", filepath.Join(bin, name)); err != nil {
 			return err
 		}

@@ -176,31 +176,73 @@ func TestWaitAfterMonitorExited(t *testing.T) {
 }
 
 func TestAttachStdin(t *testing.T) {
-	h := newHarness(t)
-	spec := h.spec(newID(t), "cat")
-	cfg := h.config(spec)
-	cfg.Stdin, cfg.StdinOnce = true, true
-	started := h.launch(cfg)
-	h.runtime("start", cfg.ID)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	err := Attach(ctx, cfg.Dir, Streams{Stdin: strings.NewReader("hello\nworld\n"), Stdout: &stdout, Stderr: &stderr})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name     string
+		args     []string
+		terminal bool
+		resize   *Size    // sent before the attach
+		want     []string // in stdout, in this order
+		wantLog  []string // nil: not checked
+	}{
+		{
+			name:    "pipe",
+			args:    []string{"cat"},
+			want:    []string{"hello\nworld\n"},
+			wantLog: []string{"stdout F hello", "stdout F world"},
+		},
+		{
+			// The pty echoes the input; stty reads the size set by resize.
+			name:     "terminal",
+			args:     []string{"sh", "-c", "read x; stty size; echo got $x"},
+			terminal: true,
+			resize:   &Size{Width: 80, Height: 25},
+			want:     []string{"hello", "25 80\r\n", "got hello\r\n"},
+		},
 	}
-	if stdout.String() != "hello\nworld\n" || stderr.Len() != 0 {
-		t.Errorf("stdout %q, stderr %q", stdout.String(), stderr.String())
-	}
-	// StdinOnce closed cat's stdin, so it exits.
-	if e := h.wait(cfg, started.MonitorPID); e.Reason != ReasonCompleted {
-		t.Errorf("exit %+v", e)
-	}
-	if got := logLines(t, cfg.LogPath); !slices.Equal(got, []string{"stdout F hello", "stdout F world"}) {
-		t.Errorf("log %q", got)
-	}
-	if err := Attach(ctx, cfg.Dir, Streams{Stdout: &stdout}); !errors.Is(err, errdefsFailedPrecondition) {
-		t.Errorf("Attach after the exit: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			spec := h.spec(newID(t), tt.args...)
+			spec.Process.Terminal = tt.terminal
+			cfg := h.config(spec)
+			cfg.Terminal, cfg.Stdin, cfg.StdinOnce = tt.terminal, true, true
+			started := h.launch(cfg)
+			h.runtime("start", cfg.ID)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if tt.resize != nil {
+				if err := resize(ctx, cfg.Dir, *tt.resize); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var stdout, stderr bytes.Buffer
+			err := Attach(ctx, cfg.Dir, Streams{Stdin: strings.NewReader("hello\nworld\n"), Stdout: &stdout, Stderr: &stderr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := stdout.String()
+			for _, w := range tt.want {
+				i := strings.Index(out, w)
+				if i < 0 {
+					t.Fatalf("stdout %q, want %q in it", stdout.String(), tt.want)
+				}
+				out = out[i+len(w):]
+			}
+			if stderr.Len() != 0 {
+				t.Errorf("stderr %q", stderr.String())
+			}
+			// StdinOnce ended the container's stdin (or the shell read its line), so
+			// it exits.
+			if e := h.wait(cfg, started.MonitorPID); e.Reason != ReasonCompleted {
+				t.Errorf("exit %+v", e)
+			}
+			if got := logLines(t, cfg.LogPath); tt.wantLog != nil && !slices.Equal(got, tt.wantLog) {
+				t.Errorf("log %q", got)
+			}
+			if err := Attach(ctx, cfg.Dir, Streams{Stdout: &stdout}); !errors.Is(err, errdefsFailedPrecondition) {
+				t.Errorf("Attach after the exit: %v", err)
+			}
+		})
 	}
 }
 
