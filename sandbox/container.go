@@ -107,6 +107,10 @@ type container struct {
 	exited chan struct{}
 	// watching is set while an exit watcher runs.
 	watching atomic.Bool
+	// ownMonitor: this berthd launched the monitor, which is its child to reap. A
+	// recovered container's monitor belongs to init; its recorded pid may since have
+	// been given to one of this berthd's children.
+	ownMonitor bool
 }
 
 type containerRevision struct {

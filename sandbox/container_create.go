@@ -234,6 +234,7 @@ func (s *Service) launch(ctx context.Context, c *container, st *ContainerStatus,
 		return err
 	}
 	st.State, st.Pid, st.MonitorPid = ContainerCreated, started.PID, started.MonitorPID
+	c.ownMonitor = true
 	return s.recordContainer(c, *st)
 }
 

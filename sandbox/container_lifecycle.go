@@ -235,7 +235,11 @@ func (s *Service) releaseImages(c *container) error {
 // runs once per container and berthd: from the create, or from recovery.
 func (s *Service) awaitExit(ctx context.Context, c *container) {
 	defer close(c.exited)
-	exit, err := monitor.Wait(ctx, s.monitorOf(c.meta.ID), c.status().MonitorPid)
+	reap := 0
+	if c.ownMonitor {
+		reap = c.status().MonitorPid
+	}
+	exit, err := monitor.Wait(ctx, s.monitorOf(c.meta.ID), reap)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.status().ContainerStatus
