@@ -220,7 +220,17 @@ func (s *Service) launch(ctx context.Context, c *container, st *ContainerStatus,
 	if h.Runtime == nil {
 		return errdefs.FailedPrecondition(fmt.Sprintf("runtime handler %q is not available", c.meta.Handler))
 	}
-	undo.Push("runtime container", func(ctx context.Context) error { return h.Runtime.Delete(ctx, id, true) })
+	monitorPID := 0
+	undo.Push("runtime container", func(ctx context.Context) error {
+		if err := h.Runtime.Delete(ctx, id, true); err != nil {
+			return err
+		}
+		if monitorPID > 0 {
+			// The monitor exits with its container; collect it.
+			_, _ = monitor.Wait(ctx, s.monitorOf(id), monitorPID)
+		}
+		return nil
+	})
 	started, err := monitor.Launch(ctx, s.cfg.MonitorPath, monitor.Config{
 		ID: id, Runtime: h.Runtime.Path, RuntimeRoot: h.Runtime.Root, SystemdCgroup: h.Runtime.SystemdCgroup,
 		Bundle: s.bundleOf(id), Dir: s.monitorOf(id), LogPath: c.meta.LogPath,
@@ -233,6 +243,7 @@ func (s *Service) launch(ctx context.Context, c *container, st *ContainerStatus,
 		}
 		return err
 	}
+	monitorPID = started.MonitorPID
 	st.State, st.Pid, st.MonitorPid = ContainerCreated, started.PID, started.MonitorPID
 	c.ownMonitor = true
 	return s.recordContainer(c, *st)
