@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/sandbox/monitor"
@@ -122,11 +123,12 @@ func (s *Service) stopContainer(ctx context.Context, c *container, grace time.Du
 
 // stopSignal is the signal that asks the container to stop.
 func stopSignal(c *container) (syscall.Signal, error) {
-	name := c.config.GetStopSignal().String()
-	if c.config.GetStopSignal() == 0 { // RUNTIME_DEFAULT
+	// The CRI's names are "SIGNAL_SIGTERM"; 0 is SIGNAL_RUNTIME_DEFAULT.
+	name := strings.TrimPrefix(c.config.GetStopSignal().String(), "SIGNAL_")
+	if c.config.GetStopSignal() == runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT {
 		name = c.meta.StopSignal
 	}
-	if name == "" || name == "RUNTIME_DEFAULT" {
+	if name == "" {
 		return syscall.SIGTERM, nil
 	}
 	return parseSignal(name)

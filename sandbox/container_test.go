@@ -1,0 +1,143 @@
+package sandbox
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/internal/errdefs"
+)
+
+func TestContainerLogPath(t *testing.T) {
+	for _, tc := range []struct {
+		name, dir, rel, want string
+		invalid              bool
+	}{
+		{name: "joined", dir: "/var/log/pods/p", rel: "c/0.log", want: "/var/log/pods/p/c/0.log"},
+		{name: "no log directory", dir: "", rel: "c/0.log", want: ""},
+		{name: "no log path", dir: "/var/log/pods/p", rel: "", want: ""},
+		{name: "cleaned inside", dir: "/var/log/pods/p", rel: "c/../d.log", want: "/var/log/pods/p/d.log"},
+		{name: "escapes", dir: "/var/log/pods/p", rel: "../escape.log", invalid: true},
+		{name: "escapes deep", dir: "/var/log/pods/p", rel: "c/../../../etc/passwd", invalid: true},
+		{name: "absolute", dir: "/var/log/pods/p", rel: "/etc/passwd", invalid: true},
+		{name: "the directory itself", dir: "/var/log/pods/p", rel: "c/..", invalid: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := containerLogPath(tc.dir, tc.rel)
+			if tc.invalid {
+				if !errdefs.IsInvalidArgument(err) {
+					t.Fatalf("containerLogPath(%q, %q) = %q, %v; want InvalidArgument", tc.dir, tc.rel, got, err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("containerLogPath(%q, %q) = %q, %v; want %q", tc.dir, tc.rel, got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestStopSignal(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cri     runtimeapi.Signal
+		image   string
+		want    syscall.Signal
+		invalid bool
+	}{
+		{name: "default", want: syscall.SIGTERM},
+		{name: "CRI wins", cri: runtimeapi.Signal_SIGNAL_SIGQUIT, image: "SIGINT", want: syscall.SIGQUIT},
+		{name: "image by name", image: "SIGINT", want: syscall.SIGINT},
+		{name: "image without SIG", image: "usr1", want: syscall.SIGUSR1},
+		{name: "image by number", image: "9", want: syscall.SIGKILL},
+		{name: "image nonsense", image: "SIGNOPE", invalid: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &container{config: &runtimeapi.ContainerConfig{StopSignal: tc.cri}, meta: ContainerMetadata{StopSignal: tc.image}}
+			got, err := stopSignal(c)
+			if tc.invalid {
+				if !errdefs.IsInvalidArgument(err) {
+					t.Fatalf("stopSignal = %v, %v; want InvalidArgument", got, err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("stopSignal = %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLegacySeccomp(t *testing.T) {
+	for _, tc := range []struct {
+		path string
+		want runtimeapi.SecurityProfile_ProfileType
+		ref  string
+	}{
+		{"unconfined", runtimeapi.SecurityProfile_Unconfined, ""},
+		{"runtime/default", runtimeapi.SecurityProfile_RuntimeDefault, ""},
+		{"docker/default", runtimeapi.SecurityProfile_RuntimeDefault, ""},
+		{"localhost//etc/p.json", runtimeapi.SecurityProfile_Localhost, "/etc/p.json"},
+		{"/etc/p.json", runtimeapi.SecurityProfile_Localhost, "/etc/p.json"},
+	} {
+		got := legacySeccomp(tc.path)
+		if got.GetProfileType() != tc.want || got.GetLocalhostRef() != tc.ref {
+			t.Errorf("legacySeccomp(%q) = %v %q, want %v %q", tc.path, got.GetProfileType(), got.GetLocalhostRef(), tc.want, tc.ref)
+		}
+	}
+}
+
+func TestCappedBuffer(t *testing.T) {
+	var b cappedBuffer
+	chunk := []byte(strings.Repeat("x", 1<<20))
+	for range 20 {
+		if n, err := b.Write(chunk); n != len(chunk) || err != nil {
+			t.Fatalf("Write = %d, %v; the writer must never see a short write", n, err)
+		}
+	}
+	if b.Len() != MaxExecOutput {
+		t.Fatalf("kept %d bytes, want %d", b.Len(), MaxExecOutput)
+	}
+}
+
+func TestSubPath(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "a", "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.Symlink("/etc", filepath.Join(root, "abs")))
+	must(t, os.Symlink("a/b", filepath.Join(root, "rel")))
+	for _, tc := range []struct {
+		sub, want string
+		invalid   bool
+	}{
+		{sub: "", want: root},
+		{sub: "a/b", want: filepath.Join(root, "a", "b")},
+		{sub: "../../a", want: filepath.Join(root, "a")},
+		{sub: "rel", want: filepath.Join(root, "a", "b")},
+		{sub: "missing", invalid: true},
+		{sub: "abs", invalid: true},
+	} {
+		got, err := subPath(root, tc.sub)
+		if tc.invalid {
+			if !errdefs.IsInvalidArgument(err) {
+				t.Errorf("subPath(%q) = %q, %v; want InvalidArgument", tc.sub, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("subPath(%q) = %q, %v; want %q", tc.sub, got, err, tc.want)
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
