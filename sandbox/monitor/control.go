@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -54,7 +55,6 @@ type controlServer struct {
 	ln        *net.UnixListener
 	diag      *log.Logger
 	reopen    func() error
-	resize    func(width, height uint16) error
 	stdinOnce bool
 
 	stdinMu    sync.Mutex // serialises the stdin writes of several clients
@@ -63,7 +63,8 @@ type controlServer struct {
 	stdinDone  bool       // closeStdin was called; later input is dropped
 
 	mu       sync.Mutex
-	exit     []byte // the Exit's JSON once recorded
+	resize   func(width, height uint16) error // set once the container is created
+	exit     []byte                           // the Exit's JSON once recorded
 	closed   bool
 	conns    map[*net.UnixConn]struct{}
 	waiters  []*net.UnixConn
@@ -116,7 +117,14 @@ func (s *controlServer) handle(c *net.UnixConn) {
 	case "reopen":
 		s.answerErr(c, s.reopen())
 	case "resize":
-		s.answerErr(c, s.resize(req.Width, req.Height))
+		s.mu.Lock()
+		resize := s.resize
+		s.mu.Unlock()
+		err := errors.New("the container is not created yet")
+		if resize != nil {
+			err = resize(req.Width, req.Height)
+		}
+		s.answerErr(c, err)
 	case "attach":
 		s.attach(c, br, req)
 	default:

@@ -108,7 +108,7 @@ func (m *monitor) start() error {
 		return fmt.Errorf("listen on control socket: %w", err)
 	}
 	m.ctl = &controlServer{
-		ln: ln, diag: m.diag, reopen: m.log.reopen, resize: m.io.resize,
+		ln: ln, diag: m.diag, reopen: m.log.reopen,
 		stdinOnce: cfg.StdinOnce, conns: map[*net.UnixConn]struct{}{},
 	}
 	go m.ctl.serve()
@@ -117,9 +117,13 @@ func (m *monitor) start() error {
 		return err
 	}
 	m.pid = pid
+	// The pty master and stdin exist now; until here the control server only waits.
 	m.ctl.stdinMu.Lock()
 	m.ctl.stdin, m.ctl.closeStdin = m.io.stdinWriter(), m.io.endStdin
 	m.ctl.stdinMu.Unlock()
+	m.ctl.mu.Lock()
+	m.ctl.resize = m.io.resize
+	m.ctl.mu.Unlock()
 	return nil
 }
 
@@ -232,7 +236,8 @@ func (m *monitor) run() {
 	}
 	m.diag.Printf("container exited: code %d, %s", exit.ExitCode, exit.Reason)
 	m.ctl.finish(mustJSON(exit))
-	m.io.close()
+	// The stdio files are left to the process's exit: an attach or resize handler
+	// may still be using them.
 }
 
 // copyOutput feeds one output stream to the CRI log and the attached clients.
