@@ -48,6 +48,8 @@ type Options struct {
 	Pods PodService
 	// Containers serves the container RPCs; nil answers them Unimplemented.
 	Containers ContainerService
+	// Streaming serves Exec, Attach and PortForward; nil answers them Unimplemented.
+	Streaming StreamingService
 	// Handlers are the configured OCI runtimes; DefaultHandler is the one used when a
 	// pod names none.
 	Handlers       []RuntimeHandler
