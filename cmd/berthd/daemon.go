@@ -60,11 +60,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		defer cancel()
 		pods.Close(ctx)
 	}()
+	streaming, stopStreaming, err := startStreaming(cfg.Streaming, pods, log)
+	if err != nil {
+		return err
+	}
+	defer stopStreaming()
 	srv := cri.New(cri.Options{
 		Log:             log.With("component", "cri"),
 		Images:          images,
 		Pods:            pods,
 		Containers:      pods,
+		Streaming:       streaming,
 		Handlers:        handlers,
 		DefaultHandler:  cfg.DefaultRuntime,
 		CgroupDriver:    cfg.CgroupDriver,
