@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -122,5 +123,31 @@ func TestWaitCanceled(t *testing.T) {
 	defer cancel()
 	if _, err := Wait(ctx, cfg.Dir, started.MonitorPID); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Wait: %v, want the deadline", err)
+	}
+}
+
+// TestMonitorKilled: a monitor killed before the container exited leaves no exit, and
+// Wait says so instead of waiting for ever.
+func TestMonitorKilled(t *testing.T) {
+	h := newHarness(t)
+	cfg := h.config(h.spec(newID(t), "sleep", "1000"))
+	started := h.launch(cfg)
+	h.runtime("start", cfg.ID)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	waited := make(chan error, 1)
+	go func() {
+		_, err := Wait(ctx, cfg.Dir, 0)
+		waited <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // let Wait connect
+	if err := syscall.Kill(started.MonitorPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; !errors.Is(err, ErrNoExit) {
+		t.Errorf("Wait: %v, want ErrNoExit", err)
+	}
+	if _, err := Wait(ctx, cfg.Dir, started.MonitorPID); !errors.Is(err, ErrNoExit) {
+		t.Errorf("Wait again: %v, want ErrNoExit", err)
 	}
 }
