@@ -62,7 +62,7 @@ if [ -z "${BERTHD:-}" ]; then
 fi
 # berthd finds berth-monitor next to itself.
 log "building berth-monitor"
-build "$(dirname "$berthd")/berth-monitor" ./cmd/berth-monitor
+CGO_ENABLED=0 build "$(dirname "$berthd")/berth-monitor" ./cmd/berth-monitor
 log "building testregistry, critestreport"
 build "$bin/testregistry" ./hack/cmd/testregistry
 build "$bin/critestreport" ./hack/cmd/critestreport

@@ -7,5 +7,7 @@ cd "$(dirname "$0")/.."
 hack/install-deps.sh --run
 export PATH="/usr/local/go/bin:$PATH"
 go build -o bin/berthd ./cmd/berthd
-go build -o bin/berth-monitor ./cmd/berth-monitor
+# Static and stripped: one runs per container, and without libc it needs one thread
+# and ~120 kB less each.
+CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o bin/berth-monitor ./cmd/berth-monitor
 exec bin/berthd "$@"

@@ -47,7 +47,8 @@ func runTests(m *testing.M) int {
 	}
 	// berthd finds the monitor next to itself. Built without -race: one runs per
 	// container, and the race detector would multiply its memory.
-	build = exec.Command("go", "build", "-o", filepath.Join(dir, "berth-monitor"), "github.com/berth-runtime/berth/cmd/berth-monitor")
+	build = exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, "berth-monitor"), "github.com/berth-runtime/berth/cmd/berth-monitor")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Println("integration: building berth-monitor:", err)

@@ -25,7 +25,7 @@ if [ -z "$BERTHD" ]; then
 	go build -o "$W/berthd" ./cmd/berthd
 	BERTHD=$W/berthd
 fi
-[ -x "$(dirname "$BERTHD")/berth-monitor" ] || go build -o "$W/berth-monitor" ./cmd/berth-monitor
+[ -x "$(dirname "$BERTHD")/berth-monitor" ] || CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$W/berth-monitor" ./cmd/berth-monitor
 export PATH="$W:$PATH" # berthd finds berth-monitor next to itself, else in $PATH
 CRICTL=hack/.cache/bin/crictl-v1.37.0
 go build -o "$W/testregistry" ./hack/cmd/testregistry
