@@ -127,7 +127,8 @@ func (m *monitor) start() error {
 	return nil
 }
 
-// create runs `runtime create` and returns the init's pid.
+// create runs `runtime create` (or `run --detach` with Config.Start) and returns the
+// init's pid.
 func (m *monitor) create() (int, error) {
 	cfg := m.cfg
 	var args []string
@@ -140,7 +141,13 @@ func (m *monitor) create() (int, error) {
 	runtimeLog := filepath.Join(cfg.Dir, runtimeLogName)
 	pidFile := filepath.Join(cfg.Dir, pidName)
 	_ = os.Remove(pidFile)
-	args = append(args, "--log="+runtimeLog, "--log-format=json", "create", "--bundle="+cfg.Bundle, "--pid-file="+pidFile)
+	args = append(args, "--log="+runtimeLog, "--log-format=json")
+	if cfg.Start {
+		args = append(args, "run", "--detach")
+	} else {
+		args = append(args, "create")
+	}
+	args = append(args, "--bundle="+cfg.Bundle, "--pid-file="+pidFile)
 	if m.io.console != nil {
 		args = append(args, "--console-socket="+m.io.consolePath)
 	}

@@ -25,6 +25,7 @@ func TestRunc(t *testing.T) {
 		args     []string
 		terminal bool
 		kill     bool // runc kill KILL once started
+		start    bool // Config.Start: the monitor runs it, no `runtime start`
 		want     Exit // FinishedAt ignored
 		wantLog  []string
 	}{
@@ -38,6 +39,13 @@ func TestRunc(t *testing.T) {
 			name: "exit code",
 			args: []string{"sh", "-c", "exit 3"},
 			want: Exit{ExitCode: 3, Reason: ReasonError},
+		},
+		{
+			name:    "run at once",
+			args:    []string{"sh", "-c", "echo a; echo b >&2; exit 4"},
+			start:   true,
+			want:    Exit{ExitCode: 4, Reason: ReasonError},
+			wantLog: []string{"stdout F a", "stderr F b"},
 		},
 		{
 			name: "killed",
@@ -60,11 +68,14 @@ func TestRunc(t *testing.T) {
 			spec.Process.Terminal = tt.terminal
 			cfg := h.config(spec)
 			cfg.Terminal = tt.terminal
+			cfg.Start = tt.start
 			started := h.launch(cfg)
 			if started.PID <= 0 || started.MonitorPID <= 0 {
 				t.Fatalf("Started %+v", started)
 			}
-			h.runtime("start", cfg.ID)
+			if !tt.start {
+				h.runtime("start", cfg.ID)
+			}
 			if tt.kill {
 				h.runtime("kill", cfg.ID, "KILL")
 			}

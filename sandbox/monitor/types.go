@@ -40,6 +40,10 @@ type Config struct {
 	StdinOnce     bool   `json:"stdinOnce"`     // close the container's stdin when the first attach session ends
 	OOMFile       string `json:"oomFile"`       // memory.oom_control (v1) or memory.events (v2); "" no OOM detection
 	MaxLineSize   int    `json:"maxLineSize"`   // longest CRI log line before it is split; 0 => 16384
+	// Start runs the container at once (`run --detach`, one runtime exec) instead of
+	// creating it for a later `start`: berth creates the runtime's container only in
+	// StartContainer, as containerd does.
+	Start bool `json:"start,omitempty"`
 }
 
 // validate checks what the monitor cannot work without, before anything is started.
