@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -157,6 +158,17 @@ func (e *ctrEnv) remove(t *testing.T, id string) {
 	if _, err := e.d.runtime.RemoveContainer(ctxTimeout(t, time.Minute), &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
 		t.Fatalf("RemoveContainer %s: %v", id, err)
 	}
+}
+
+// removeAtEnd removes container id when the (sub)test ends, whether it passed or not.
+func (e *ctrEnv) removeAtEnd(t *testing.T, id string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := e.d.runtime.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+			t.Errorf("RemoveContainer %s: %v", id, err)
+		}
+	})
 }
 
 func (e *ctrEnv) status(t *testing.T, id string) *runtimeapi.ContainerStatus {

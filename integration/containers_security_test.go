@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -138,7 +137,7 @@ func TestContainerSecurity(t *testing.T) {
 	run := func(t *testing.T, name string, sc func(*runtimeapi.LinuxContainerSecurityContext)) string {
 		t.Helper()
 		id := e.run(t, ctrConfig(name, []string{"sleep", "1000"}, withSecurity(sc)))
-		t.Cleanup(func() { _, _ = e.d.runtime.RemoveContainer(ctxTimeout(t, time.Minute), &runtimeapi.RemoveContainerRequest{ContainerId: id}) })
+		e.removeAtEnd(t, id)
 		return id
 	}
 
