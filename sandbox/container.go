@@ -15,6 +15,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/sandbox/cgroups"
 )
 
 // ContainerState is a container's recorded state (see the diagram in doc_containers.go).
@@ -220,4 +221,9 @@ func (s *Service) watchExit(c *container) {
 		return
 	}
 	go s.awaitExit(context.Background(), c)
+}
+
+// containerCgroup names the cgroup of container id in pod p.
+func (s *Service) containerCgroup(p *pod, id string) (cgroups.Names, error) {
+	return cgroups.ContainerNames(s.cfg.Cgroups.Driver(), p.opts.cgroupParent, id)
 }

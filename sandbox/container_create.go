@@ -16,9 +16,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/internal/errdefs"
-	"github.com/berth-runtime/berth/sandbox/cgroups"
 	"github.com/berth-runtime/berth/sandbox/cleanup"
-	"github.com/berth-runtime/berth/sandbox/monitor"
 	"github.com/berth-runtime/berth/sandbox/registrar"
 	"github.com/berth-runtime/berth/sandbox/rootfs"
 )
@@ -101,10 +99,9 @@ func containerFingerprint(podID string, cfg *runtimeapi.ContainerConfig) (string
 }
 
 // createContainer is the transaction: each step pushes its undo; a failure runs them
-// in reverse order under a fresh context. The record is written once the root
-// filesystem and the spec exist, before the OCI runtime is asked for anything;
-// recovery removes what a crash leaves before it (state directories and leases
-// without a record).
+// in reverse order under a fresh context. The record is written last, once the root
+// filesystem and the bundle exist; recovery removes what a crash leaves before it
+// (state directories and leases without a record).
 func (s *Service) createContainer(reqCtx context.Context, p *pod, res *registrar.Reservation, cfg *runtimeapi.ContainerConfig, logPath string) (*container, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(reqCtx), s.cfg.CreateTimeout)
 	defer cancel()
@@ -135,15 +132,15 @@ func (s *Service) createContainer(reqCtx context.Context, p *pod, res *registrar
 	}
 	undo.Release()
 	s.addContainer(c)
-	s.watchExit(c)
 	s.log.Info("container created", "id", id, "container", c.key, "pod", p.meta.ID,
 		"took", time.Since(start).Round(time.Microsecond))
 	return c, nil
 }
 
 // buildContainer makes the container's parts: image lease, directories, root
-// filesystem, image volumes, spec, record, then the monitor, which has the OCI runtime
-// create the container.
+// filesystem, image volumes, spec (the bundle), record. The OCI runtime is not asked
+// for anything yet: StartContainer has the monitor run the bundle in one runtime exec
+// (`run --detach`), as containerd creates its task only at start.
 func (s *Service) buildContainer(ctx context.Context, p *pod, c *container, st *ContainerStatus, undo *cleanup.Stack) error {
 	id := c.meta.ID
 	img, err := s.cfg.Images.Lease(id, c.meta.Image)
@@ -173,7 +170,7 @@ func (s *Service) buildContainer(ctx context.Context, p *pod, c *container, st *
 	if err != nil {
 		return err
 	}
-	names, err := cgroups.ContainerNames(s.cfg.Cgroups.Driver(), p.opts.cgroupParent, id)
+	names, err := s.containerCgroup(p, id)
 	if err != nil {
 		return err
 	}
@@ -206,46 +203,7 @@ func (s *Service) buildContainer(ctx context.Context, p *pod, c *container, st *
 		return err
 	}
 	undo.Push("record", func(context.Context) error { return s.ctrStore.Delete(id) })
-	st.Runtime = true
-	if err := s.recordContainer(c, *st); err != nil {
-		return err
-	}
-	return s.launch(ctx, c, st, names, undo)
-}
-
-// launch starts the container's monitor, which runs the OCI runtime's create.
-func (s *Service) launch(ctx context.Context, c *container, st *ContainerStatus, names cgroups.Names, undo *cleanup.Stack) error {
-	id := c.meta.ID
-	h := s.handlerOf(c.meta.Handler)
-	if h.Runtime == nil {
-		return errdefs.FailedPrecondition(fmt.Sprintf("runtime handler %q is not available", c.meta.Handler))
-	}
-	monitorPID := 0
-	undo.Push("runtime container", func(ctx context.Context) error {
-		if err := h.Runtime.Delete(ctx, id, true); err != nil {
-			return err
-		}
-		if monitorPID > 0 {
-			// The monitor exits with its container; collect it.
-			_, _ = monitor.Wait(ctx, s.monitorOf(id), monitorPID)
-		}
-		return nil
-	})
-	started, err := monitor.Launch(ctx, s.cfg.MonitorPath, monitor.Config{
-		ID: id, Runtime: h.Runtime.Path, RuntimeRoot: h.Runtime.Root, SystemdCgroup: h.Runtime.SystemdCgroup,
-		Bundle: s.bundleOf(id), Dir: s.monitorOf(id), LogPath: c.meta.LogPath,
-		Terminal: c.config.GetTty(), Stdin: c.config.GetStdin(), StdinOnce: c.config.GetStdinOnce(),
-		OOMFile: s.cfg.Cgroups.OOMFile(names.ContainerPath),
-	})
-	if err != nil {
-		if ce, ok := err.(*monitor.CreateError); ok {
-			return fmt.Errorf("%w: %w", ce, errdefs.ErrFailedPrecondition)
-		}
-		return err
-	}
-	monitorPID = started.MonitorPID
-	st.State, st.Pid, st.MonitorPid = ContainerCreated, started.PID, started.MonitorPID
-	c.ownMonitor = true
+	st.State = ContainerCreated
 	return s.recordContainer(c, *st)
 }
 

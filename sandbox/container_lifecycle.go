@@ -14,6 +14,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/sandbox/cgroups"
 	"github.com/berth-runtime/berth/sandbox/monitor"
 	"github.com/berth-runtime/berth/sandbox/rootfs"
 )
@@ -22,7 +23,9 @@ import (
 // kernel may take a while to tear down a large process tree, but not forever.
 const killWait = 30 * time.Second
 
-// StartContainer starts a created container.
+// StartContainer starts a created container: its monitor runs the bundle through the
+// OCI runtime (`run --detach`). A start that fails leaves the container EXITED with
+// reason StartError and the runtime's message, as kubelet expects.
 func (s *Service) StartContainer(ctx context.Context, id string) error {
 	c, err := s.getContainer(id)
 	if err != nil {
@@ -33,28 +36,71 @@ func (s *Service) StartContainer(ctx context.Context, id string) error {
 	if c.removed {
 		return errdefs.NotFound(fmt.Sprintf("container %q not found", id))
 	}
-	if st := c.status(); st.State != ContainerCreated {
+	if st := c.status(); st.State != ContainerCreated || st.Runtime {
 		return errdefs.FailedPrecondition(fmt.Sprintf("container %s is %s, not created", c.meta.ID, st.State))
 	}
-	h := s.handlerOf(c.meta.Handler)
-	if h.Runtime == nil {
-		return errdefs.FailedPrecondition(fmt.Sprintf("runtime handler %q is not available", c.meta.Handler))
+	p, err := s.get(c.meta.PodID)
+	if err != nil || !p.ready() {
+		return errdefs.FailedPrecondition(fmt.Sprintf("pod sandbox %s of container %s is not ready", c.meta.PodID, c.meta.ID))
+	}
+	names, err := s.containerCgroup(p, c.meta.ID)
+	if err != nil {
+		return err
+	}
+	st := c.status().ContainerStatus
+	st.Runtime = true // recorded first: a crash during the launch leaves a container to find
+	if err := s.recordContainer(c, st); err != nil {
+		return err
 	}
 	startedAt := time.Now().UnixNano()
-	if err := h.Runtime.Start(ctx, c.meta.ID); err != nil {
+	started, err := s.launch(ctx, c, names)
+	if err != nil {
+		st.Runtime = false
+		st.State, st.ExitCode, st.Reason, st.Message = ContainerExited, startErrorCode, "StartError", err.Error()
+		st.StartedAt, st.FinishedAt = startedAt, time.Now().UnixNano()
+		if rerr := s.recordContainer(c, st); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
 		return fmt.Errorf("start container %s: %w", c.meta.ID, err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	st := c.status().ContainerStatus
-	st.StartedAt = startedAt
-	if st.State == ContainerExited {
-		// It ran and ended before this call got here; the exit stays recorded.
-		st.StartedAt = min(startedAt, st.FinishedAt)
-	} else {
-		st.State = ContainerRunning
+	c.ownMonitor = true
+	st.State, st.Pid, st.MonitorPid, st.StartedAt = ContainerRunning, started.PID, started.MonitorPID, startedAt
+	err = s.recordContainer(c, st)
+	s.watchExit(c) // also when the record failed: the container runs
+	return err
+}
+
+// startErrorCode is the exit code of a container that could not start (containerd's).
+const startErrorCode = 128
+
+// launch starts the container's monitor, which runs the bundle. On failure nothing of
+// the runtime's container is left.
+func (s *Service) launch(ctx context.Context, c *container, names cgroups.Names) (monitor.Started, error) {
+	id := c.meta.ID
+	h := s.handlerOf(c.meta.Handler)
+	if h.Runtime == nil {
+		return monitor.Started{}, errdefs.FailedPrecondition(fmt.Sprintf("runtime handler %q is not available", c.meta.Handler))
 	}
-	return s.recordContainerLocked(c, st)
+	started, err := monitor.Launch(ctx, s.cfg.MonitorPath, monitor.Config{
+		ID: id, Runtime: h.Runtime.Path, RuntimeRoot: h.Runtime.Root, SystemdCgroup: h.Runtime.SystemdCgroup,
+		Bundle: s.bundleOf(id), Dir: s.monitorOf(id), LogPath: c.meta.LogPath,
+		Terminal: c.config.GetTty(), Stdin: c.config.GetStdin(), StdinOnce: c.config.GetStdinOnce(),
+		OOMFile: s.cfg.Cgroups.OOMFile(names.ContainerPath), Start: true,
+	})
+	if err == nil {
+		return started, nil
+	}
+	// A failed run deletes what it made, but a monitor killed by ctx may have left it.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+	defer cancel()
+	if derr := h.Runtime.Delete(dctx, id, true); derr != nil {
+		err = errors.Join(err, derr)
+	}
+	var ce *monitor.CreateError
+	if errors.As(err, &ce) {
+		return monitor.Started{}, fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)
+	}
+	return monitor.Started{}, err
 }
 
 // StopContainer stops a container: its stop signal (the config's, else the image's

@@ -3,9 +3,14 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -14,6 +19,7 @@ import (
 	"github.com/berth-runtime/berth/sandbox/cgroups"
 	"github.com/berth-runtime/berth/sandbox/monitor"
 	"github.com/berth-runtime/berth/sandbox/runtime"
+	"github.com/berth-runtime/berth/sandbox/spec"
 )
 
 // MaxExecOutput caps each of ExecSync's stdout and stderr, as kubelet's probes expect.
@@ -93,11 +99,7 @@ func (s *Service) UpdateContainerResources(ctx context.Context, id string, r *ru
 	if err != nil {
 		return err
 	}
-	h := s.handlerOf(c.meta.Handler)
-	if h.Runtime == nil {
-		return errdefs.FailedPrecondition(fmt.Sprintf("runtime handler %q is not available", c.meta.Handler))
-	}
-	if err := h.Runtime.Update(ctx, c.meta.ID, res.ToOCI()); err != nil {
+	if err := s.applyResources(ctx, c, st, res); err != nil {
 		return fmt.Errorf("update container %s: %w", c.meta.ID, err)
 	}
 	raw, err := protojson.Marshal(r)
@@ -109,6 +111,45 @@ func (s *Service) UpdateContainerResources(ctx context.Context, id string, r *ru
 	next := c.status().ContainerStatus
 	next.Resources = raw
 	return s.recordContainerLocked(c, next)
+}
+
+// applyResources changes the resources of a running container through the OCI
+// runtime, or of a created one in its bundle, which StartContainer runs.
+func (s *Service) applyResources(ctx context.Context, c *container, st *containerRevision, res *cgroups.Resources) error {
+	if !st.Runtime {
+		return updateBundle(s.bundleOf(c.meta.ID), func(sp *specs.Spec) error {
+			return spec.WithResources(res)(sp)
+		})
+	}
+	h := s.handlerOf(c.meta.Handler)
+	if h.Runtime == nil {
+		return errdefs.FailedPrecondition(fmt.Sprintf("runtime handler %q is not available", c.meta.Handler))
+	}
+	return h.Runtime.Update(ctx, c.meta.ID, res.ToOCI())
+}
+
+// updateBundle rewrites a bundle's config.json through change, atomically.
+func updateBundle(bundle string, change func(*specs.Spec) error) error {
+	path := filepath.Join(bundle, "config.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var sp specs.Spec
+	if err := json.Unmarshal(data, &sp); err != nil {
+		return fmt.Errorf("bundle %s: %w", bundle, err)
+	}
+	if err := change(&sp); err != nil {
+		return err
+	}
+	if data, err = json.Marshal(&sp); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // ReopenContainerLog has the container's monitor reopen its log file (kubelet rotated

@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"time"
 
 	"github.com/berth-runtime/berth/sandbox/rootfs"
+	"github.com/berth-runtime/berth/sandbox/runtime"
 	"github.com/berth-runtime/berth/sandbox/store"
 )
 
@@ -74,8 +76,15 @@ func (s *Service) recoverContainer(ctx context.Context, rec store.Record[Contain
 	case rec.Status.State == ContainerExited:
 		c.cur.Store(&containerRevision{ContainerStatus: rec.Status, rev: rec.Revision})
 		close(c.exited)
-	default:
+	case rec.Status.State == ContainerCreated && !rec.Status.Runtime:
 		c.cur.Store(&containerRevision{ContainerStatus: rec.Status, rev: rec.Revision})
+	default:
+		st := rec.Status
+		if st.State == ContainerCreated {
+			// berthd stopped during StartContainer: the runtime says whether it ran.
+			st = s.interruptedStart(ctx, c, st)
+		}
+		c.cur.Store(&containerRevision{ContainerStatus: st, rev: rec.Revision})
 		s.watchExit(c)
 	}
 	s.addContainer(c)
@@ -136,4 +145,20 @@ func (s *Service) removeContainerDirs(id string) error {
 		return err
 	}
 	return os.RemoveAll(filepath.Clean(s.ctrDir(id)))
+}
+
+// interruptedStart settles a container whose StartContainer berthd's stop cut short:
+// running if the runtime has it running (its monitor then answers the watcher), else
+// the watcher finds the exit, or no monitor at all and records the start as lost.
+func (s *Service) interruptedStart(ctx context.Context, c *container, st ContainerStatus) ContainerStatus {
+	h := s.handlerOf(c.meta.Handler)
+	if h.Runtime == nil {
+		return st
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if rs, err := h.Runtime.State(ctx, c.meta.ID); err == nil && rs.Status == runtime.StatusRunning {
+		st.State, st.Pid, st.StartedAt = ContainerRunning, rs.Pid, rs.Created.UnixNano()
+	}
+	return st
 }
