@@ -1,0 +1,111 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// TestContainersSurviveRestart kills berthd (SIGKILL, as a crash would) with a running
+// container and one that exits while berthd is down. The first keeps running and
+// logging, and the next berthd reports it RUNNING; the second is EXITED with its own
+// code and the time it really finished.
+func TestContainersSurviveRestart(t *testing.T) {
+	becomeSubreaper(t)
+	e := newCtrEnv(t)
+	counter := e.run(t, ctrConfig("counter", sh(`i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done`)))
+	counterLog := filepath.Join(e.logDir, "counter", "0.log")
+	waitLogContains(t, counterLog, " stdout F 3\n", 20*time.Second)
+	brief := e.run(t, ctrConfig("brief", sh("sleep 2; exit 3")))
+	counterInfo, briefInfo := e.info(t, counter), e.info(t, brief)
+	var orphans []int
+	for _, i := range []ctrInfo{counterInfo, briefInfo} {
+		orphans = append(orphans, i.MonitorPid, i.Pid)
+	}
+	// Whatever happens, the monitors and containers berthd leaves to this process
+	// (a subreaper) are reaped.
+	t.Cleanup(func() { reapOrphans(orphans) })
+	briefStarted := time.Unix(0, e.status(t, brief).StartedAt)
+	counterStatus := e.status(t, counter)
+
+	e.d.kill()
+	if !alive(counterInfo.Pid) || !alive(counterInfo.MonitorPid) {
+		t.Fatalf("berthd's death took the container (%v) or its monitor (%v) with it", alive(counterInfo.Pid), alive(counterInfo.MonitorPid))
+	}
+	size := fileSize(t, counterLog)
+	time.Sleep(time.Second)
+	if grown := fileSize(t, counterLog); grown <= size {
+		t.Errorf("the log stopped growing with berthd down: %d bytes, then %d", size, grown)
+	}
+	// The brief container ends while berthd is down.
+	time.Sleep(time.Until(briefStarted.Add(3 * time.Second)))
+	restartedAt := time.Now()
+
+	d2 := startDaemon(t, daemonOptions{Dir: e.d.dir, Config: e.config})
+	d2.cleanupPods(t, e.pod)
+	e.d = d2
+	st := e.status(t, counter)
+	if st.State != runtimeapi.ContainerState_CONTAINER_RUNNING || st.StartedAt != counterStatus.StartedAt || st.CreatedAt != counterStatus.CreatedAt {
+		t.Errorf("counter after the restart: %v, started %d created %d; was %v %d %d",
+			st.State, st.StartedAt, st.CreatedAt, counterStatus.State, counterStatus.StartedAt, counterStatus.CreatedAt)
+	}
+	if info := e.info(t, counter); info.Pid != counterInfo.Pid {
+		t.Errorf("counter's pid after the restart %d, was %d", info.Pid, counterInfo.Pid)
+	}
+	if out := e.exec(t, counter, "echo", "reachable"); out != "reachable\n" {
+		t.Errorf("exec after the restart: %q", out)
+	}
+	st = e.waitExited(t, brief, 10*time.Second)
+	finished := time.Unix(0, st.FinishedAt)
+	if st.ExitCode != 3 || st.Reason != "Error" {
+		t.Errorf("brief after the restart: code %d reason %q, want 3 Error", st.ExitCode, st.Reason)
+	}
+	if ran := finished.Sub(briefStarted); ran < 1900*time.Millisecond || !finished.Before(restartedAt) {
+		t.Errorf("brief finished at %v (ran %s), want about 2 s after its start %v and before the restart %v",
+			finished, ran, briefStarted, restartedAt)
+	}
+	if got := listContainers(t, e, nil); len(got) != 2 {
+		t.Errorf("%d containers listed after the restart, want 2", len(got))
+	}
+
+	e.stop(t, counter, 0)
+	if st := e.status(t, counter); st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 137 {
+		t.Errorf("counter stopped after the restart: %v code %d, want EXITED 137", st.State, st.ExitCode)
+	}
+	// No line was lost while berthd was down: the count has no gap.
+	count := strings.Fields(logText(t, counterLog))
+	for i, n := range count {
+		if n != strconv.Itoa(i) {
+			t.Errorf("counter's log line %d is %q, want %d", i, n, i)
+			break
+		}
+	}
+	if len(count) < 40 {
+		t.Errorf("counter logged %d lines in more than 4 s", len(count))
+	}
+	e.d.stopPod(t, e.pod)
+	e.d.removePod(t, e.pod)
+	reapOrphans(orphans)
+	if tr := containerTraces(t, e.d); len(tr.Mounts)+len(tr.Records)+len(tr.StateDirs)+len(tr.RWDirs)+len(tr.RuntimeState) != 0 {
+		t.Errorf("containers left traces after the restart: %+v", tr)
+	}
+	for _, pid := range orphans {
+		if alive(pid) {
+			t.Errorf("process %d still runs", pid)
+		}
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
