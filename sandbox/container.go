@@ -52,6 +52,8 @@ type ContainerMetadata struct {
 	StopSignal string `json:"stopSignal,omitempty"`
 	// User is the process's resolved user, reported in ContainerStatus.user.
 	User specs.User `json:"user"`
+	// ProcessLabel is the SELinux process label whose MCS level the container holds.
+	ProcessLabel string `json:"processLabel,omitempty"`
 	// ImageVolumes are the images mounted as volumes, by container path.
 	ImageVolumes []ImageVolume `json:"imageVolumes,omitempty"`
 	// Fingerprint identifies the request (registrar): a retry must match it.

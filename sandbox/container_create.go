@@ -19,6 +19,7 @@ import (
 	"github.com/berth-runtime/berth/sandbox/cleanup"
 	"github.com/berth-runtime/berth/sandbox/registrar"
 	"github.com/berth-runtime/berth/sandbox/rootfs"
+	"github.com/berth-runtime/berth/sandbox/spec"
 )
 
 // CreateContainer creates a container in pod podID (CreateContainer) and returns its
@@ -181,6 +182,12 @@ func (s *Service) buildContainer(ctx context.Context, p *pod, c *container, st *
 	if in.targetPID, err = s.targetPIDNamespace(c.config); err != nil {
 		return err
 	}
+	sc := c.config.GetLinux().GetSecurityContext()
+	if in.processLabel, in.mountLabel, err = spec.SELinuxLabels(sc.GetSelinuxOptions(), sc.GetPrivileged()); err != nil {
+		return err
+	}
+	c.meta.ProcessLabel = in.processLabel
+	undo.Push("SELinux label", func(context.Context) error { spec.ReleaseSELinuxLabel(in.processLabel); return nil })
 	sp, err := s.buildSpec(in)
 	if err != nil {
 		return err

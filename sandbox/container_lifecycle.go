@@ -17,6 +17,7 @@ import (
 	"github.com/berth-runtime/berth/sandbox/cgroups"
 	"github.com/berth-runtime/berth/sandbox/monitor"
 	"github.com/berth-runtime/berth/sandbox/rootfs"
+	"github.com/berth-runtime/berth/sandbox/spec"
 )
 
 // killWait bounds how long Stop waits for a container to die after SIGKILL: the
@@ -263,6 +264,7 @@ func (s *Service) removeContainer(ctx context.Context, c *container) error {
 	if err := s.ctrStore.Delete(id); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
+	spec.ReleaseSELinuxLabel(c.meta.ProcessLabel)
 	c.removed = true
 	s.dropContainer(id)
 	s.ctrNames.Release(c.key, id)

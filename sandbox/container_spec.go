@@ -32,6 +32,8 @@ type specInput struct {
 	handler     Handler
 	// targetPID is the PID namespace of the TARGET container, for NamespaceMode_TARGET.
 	targetPID string
+	// processLabel and mountLabel are the SELinux labels (empty without SELinux).
+	processLabel, mountLabel string
 }
 
 // parseImageConfig reads the "config" part of an OCI image config.
@@ -66,6 +68,11 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 	res, err := cgroups.FromCRI(cfg.GetLinux().GetResources())
 	if err != nil {
 		return nil, err
+	}
+	for _, m := range in.mounts {
+		if err := spec.RelabelMount(m, in.mountLabel, false); err != nil {
+			return nil, err
+		}
 	}
 	devices, err := deviceNodes(cfg.GetDevices(), privileged)
 	if err != nil {
@@ -108,6 +115,7 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 		spec.WithMounts(s.podMounts(in), in.handler.Features.RecursiveReadOnlyMounts),
 		withRootPath(in.rootfs),
 		withNoNewPrivs(sc.GetNoNewPrivs()),
+		spec.WithSELinuxLabels(in.processLabel, in.mountLabel),
 	)
 	if !in.pod.opts.hostNetwork {
 		opts = append(opts, spec.WithHostname(in.pod.opts.hostname))
