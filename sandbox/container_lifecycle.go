@@ -91,12 +91,9 @@ func (s *Service) launch(ctx context.Context, c *container, names cgroups.Names)
 	if err == nil {
 		return started, nil
 	}
-	// A failed run deletes what it made, but a monitor killed by ctx may have left it.
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
-	defer cancel()
-	if derr := h.Runtime.Delete(dctx, id, true); derr != nil {
-		err = errors.Join(err, derr)
-	}
+	// A failed run deletes what it made, but a monitor killed by ctx leaves its runtime
+	// cut short: the container, a state directory, an empty cgroup.
+	h.Runtime.Abandon(ctx, id, s.bundleOf(id))
 	var ce *monitor.CreateError
 	if errors.As(err, &ce) {
 		return monitor.Started{}, fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)

@@ -143,6 +143,13 @@ func (r *Runtime) launch(ctx context.Context, op, id string, o CreateOptions) (i
 	return pid, nil
 }
 
+// Abandon removes what a failed or cut-short `run` or `create` of container id, made by
+// another process (berth's monitor), may have left; see undo. bundle is the
+// container's bundle directory (its config.json names the cgroup).
+func (r *Runtime) Abandon(ctx context.Context, id, bundle string) {
+	r.undo(ctx, id, bundle)
+}
+
 // undo removes what a failed Run or Create may have left: the container (with its init,
 // if the runtime got that far), a state directory without state (the runtime was killed
 // before it recorded any), and the container's cgroup if it is empty.
