@@ -133,6 +133,7 @@ func (s *Service) createContainer(reqCtx context.Context, p *pod, res *registrar
 	}
 	undo.Release()
 	s.addContainer(c)
+	s.emitContainerEvent(c, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
 	s.log.Info("container created", "id", id, "container", c.key, "pod", p.meta.ID,
 		"took", time.Since(start).Round(time.Microsecond))
 	return c, nil

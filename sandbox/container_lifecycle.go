@@ -62,11 +62,14 @@ func (s *Service) StartContainer(ctx context.Context, id string) error {
 		if rerr := s.recordContainer(c, st); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
+		s.emitContainerEvent(c, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
 		return fmt.Errorf("start container %s: %w", c.meta.ID, err)
 	}
 	c.ownMonitor = true
 	st.State, st.Pid, st.MonitorPid, st.StartedAt = ContainerRunning, started.PID, started.MonitorPID, startedAt
 	err = s.recordContainer(c, st)
+	// Before the watcher starts, which may emit STOPPED at once.
+	s.emitContainerEvent(c, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
 	s.watchExit(c) // also when the record failed: the container runs
 	return err
 }
@@ -264,6 +267,7 @@ func (s *Service) removeContainer(ctx context.Context, c *container) error {
 	spec.ReleaseSELinuxLabel(c.meta.ProcessLabel)
 	c.removed = true
 	s.dropContainer(id)
+	s.emitContainerEvent(c, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
 	s.ctrNames.Release(c.key, id)
 	s.log.Debug("container removed", "id", id, "container", c.key)
 	return nil
@@ -310,5 +314,8 @@ func (s *Service) awaitExit(ctx context.Context, c *container) {
 		// Still published in memory: Status and Stop must see the exit.
 		c.cur.Store(&containerRevision{ContainerStatus: st, rev: c.status().rev})
 	}
+	// Under c.mu (emitting never takes it) and before c.exited closes, so that a Stop
+	// then Remove sees STOPPED published before DELETED.
+	s.emitContainerEvent(c, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
 	s.log.Debug("container exited", "id", c.meta.ID, "container", c.key, "code", st.ExitCode, "reason", st.Reason)
 }

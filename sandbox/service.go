@@ -115,6 +115,8 @@ type Service struct {
 	creating sync.RWMutex
 	closing  bool
 	creates  sync.WaitGroup // creates in flight, which Close waits for
+
+	events *broadcaster // container events, for GetContainerEvents
 }
 
 // infraOOMScoreAdj is the oom_score_adj pause asks for, as kubelet's pause does.
@@ -175,6 +177,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		ctrNames: registrar.New(),
 		pods:     map[string]*pod{},
 		ctrs:     map[string]*container{},
+		events:   newBroadcaster(cfg.Log),
 	}
 	s.recover(ctx)
 	s.recoverContainers(ctx)
