@@ -2,6 +2,7 @@ package integration
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -127,5 +128,35 @@ func TestContainerPodStopAndRemove(t *testing.T) {
 		if dirs := cgroupDirs("/berth/" + id); len(dirs) != 0 {
 			t.Errorf("cgroups left of %s: %v", id, dirs)
 		}
+	}
+}
+
+// TestContainerStartError: a command that cannot be run fails StartContainer; the
+// container is EXITED with reason StartError and code 128, the OCI runtime holds
+// nothing of it, it cannot be started again, and it is removed as usual.
+func TestContainerStartError(t *testing.T) {
+	e := newCtrEnv(t)
+	id := e.create(t, ctrConfig("no-binary", []string{"/no/such/binary"}))
+	e.removeAtEnd(t, id)
+	_, err := e.d.runtime.StartContainer(ctxTimeout(t, time.Minute), &runtimeapi.StartContainerRequest{ContainerId: id})
+	if err == nil {
+		t.Fatal("StartContainer of a missing binary succeeded")
+	}
+	st := e.status(t, id)
+	if st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.Reason != "StartError" || st.ExitCode != 128 ||
+		st.Message == "" || st.FinishedAt < st.StartedAt || st.StartedAt == 0 {
+		t.Errorf("after a failed start: %v", st)
+	}
+	if tr := containerTraces(t, e.d); slices.Contains(tr.RuntimeState, id) {
+		t.Errorf("the OCI runtime still holds the container: %v", tr.RuntimeState)
+	}
+	if dirs := cgroupDirs("/berth/" + id); len(dirs) != 0 {
+		t.Errorf("cgroups left of a failed start: %v", dirs)
+	}
+	_, err = e.d.runtime.StartContainer(ctxTimeout(t, time.Minute), &runtimeapi.StartContainerRequest{ContainerId: id})
+	wantCode(t, "StartContainer again", err, codes.FailedPrecondition)
+	e.remove(t, id)
+	if tr := containerTraces(t, e.d); len(tr.Records)+len(tr.StateDirs)+len(tr.RWDirs) != 0 || slices.Contains(tr.RuntimeState, id) {
+		t.Errorf("a removed container left traces: %+v", tr)
 	}
 }
