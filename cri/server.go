@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -50,6 +51,8 @@ type Options struct {
 	Containers ContainerService
 	// Streaming serves Exec, Attach and PortForward; nil answers them Unimplemented.
 	Streaming StreamingService
+	// Telemetry serves pod stats and container events; nil answers them Unimplemented.
+	Telemetry TelemetryService
 	// Handlers are the configured OCI runtimes; DefaultHandler is the one used when a
 	// pod names none.
 	Handlers       []RuntimeHandler
@@ -64,12 +67,16 @@ type Options struct {
 	EffectiveConfig any
 	// MaxMessageSize bounds gRPC messages both ways (kubelet uses 16 MiB).
 	MaxMessageSize int
+
+	stopping chan struct{} // set by New, closed by Stop: ends the event streams
 }
 
 // Server is berth's CRI gRPC server.
 type Server struct {
-	grpc *grpc.Server
-	gate *gate
+	grpc     *grpc.Server
+	gate     *gate
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // New builds the server with both CRI services registered. It serves nothing until
@@ -79,6 +86,7 @@ func New(opts Options) *Server {
 		opts.MaxMessageSize = 16 << 20
 	}
 	g := &gate{}
+	opts.stopping = make(chan struct{})
 	ic := &interceptors{log: opts.Log, gate: g}
 	s := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(ic.unary),
@@ -88,7 +96,7 @@ func New(opts Options) *Server {
 	)
 	runtimeapi.RegisterRuntimeServiceServer(s, &runtimeService{opts: opts})
 	runtimeapi.RegisterImageServiceServer(s, &imageService{images: opts.Images, log: opts.Log})
-	return &Server{grpc: s, gate: g}
+	return &Server{grpc: s, gate: g, stopping: opts.stopping}
 }
 
 // Serve accepts connections on l until Stop.
@@ -99,6 +107,7 @@ func (s *Server) Ready() { s.gate.open.Store(true) }
 
 // Stop lets calls in flight finish for up to grace, then cuts the rest.
 func (s *Server) Stop(grace time.Duration) {
+	s.stopOnce.Do(func() { close(s.stopping) })
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

@@ -71,6 +71,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Pods:            pods,
 		Containers:      pods,
 		Streaming:       streaming,
+		Telemetry:       pods,
 		Handlers:        handlers,
 		DefaultHandler:  cfg.DefaultRuntime,
 		CgroupDriver:    cfg.CgroupDriver,
