@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -69,7 +70,8 @@ func (r *runtimeService) StreamPodSandboxStats(req *runtimeapi.StreamPodSandboxS
 
 // GetContainerEvents streams container events until the client goes, berthd stops, or
 // the client falls so far behind that berth drops it; then the stream ends with
-// Unavailable, so that kubelet reconnects and relists instead of trusting a gap.
+// Unavailable, so that kubelet reconnects and relists instead of trusting a gap. The
+// response headers are sent once the subscription is in place.
 func (r *runtimeService) GetContainerEvents(_ *runtimeapi.GetEventsRequest, stream runtimeapi.RuntimeService_GetContainerEventsServer) error {
 	ts, err := r.telemetry()
 	if err != nil {
@@ -78,6 +80,10 @@ func (r *runtimeService) GetContainerEvents(_ *runtimeapi.GetEventsRequest, stre
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel() // unsubscribes
 	events := ts.ContainerEvents(ctx)
+	// The headers tell the client it is subscribed: what happens from then on reaches it.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():
