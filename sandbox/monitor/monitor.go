@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -152,21 +153,30 @@ func (m *monitor) create() (int, error) {
 		args = append(args, "--console-socket="+m.io.consolePath)
 	}
 	args = append(args, cfg.ID)
-	proc, err := os.StartProcess(cfg.Runtime, append([]string{cfg.Runtime}, args...), &os.ProcAttr{
-		Files: []*os.File{m.io.containerIn, m.io.outW, m.io.errW},
+	// syscall.ForkExec, not os.StartProcess: the latter's first call forks a throwaway
+	// child to probe for pidfd support, a millisecond on every container start.
+	runtimePID, err := syscall.ForkExec(cfg.Runtime, append([]string{cfg.Runtime}, args...), &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: []uintptr{m.io.containerIn.Fd(), m.io.outW.Fd(), m.io.errW.Fd()},
 	})
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("start %s: %w", cfg.Runtime, err)
 	}
-	state, err := proc.Wait()
+	var ws syscall.WaitStatus
+	for {
+		_, err = syscall.Wait4(runtimePID, &ws, 0, nil)
+		if err != syscall.EINTR {
+			break
+		}
+	}
 	// The container's ends belong to the container (and the runtime) now; closing ours
 	// lets the pipes reach EOF when the container's processes are gone.
 	m.io.closeContainerEnds()
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("wait for %s: %w", cfg.Runtime, err)
 	}
-	if !state.Success() {
-		return 0, errors.New(runtimeMessage(runtimeLog, m.io.runtimeStderr(), state))
+	if !ws.Exited() || ws.ExitStatus() != 0 {
+		return 0, errors.New(runtimeMessage(runtimeLog, m.io.runtimeStderr(), waitStatusString(ws)))
 	}
 	if err := m.io.receiveConsole(); err != nil {
 		return 0, err
@@ -184,7 +194,7 @@ func (m *monitor) create() (int, error) {
 
 // runtimeMessage is the runtime's own account of a failure: the last error of its JSON
 // log, else the tail of its stderr, else its exit status.
-func runtimeMessage(logPath, stderr string, state *os.ProcessState) string {
+func runtimeMessage(logPath, stderr, status string) string {
 	data, _ := os.ReadFile(logPath)
 	var msg string
 	for line := range strings.Lines(string(data)) {
@@ -197,9 +207,17 @@ func runtimeMessage(logPath, stderr string, state *os.ProcessState) string {
 		msg = strings.TrimSpace(stderr)
 	}
 	if msg == "" {
-		msg = "runtime create: " + state.String()
+		msg = "runtime create: " + status
 	}
 	return msg
+}
+
+// waitStatusString says how a process ended, as os.ProcessState would.
+func waitStatusString(ws syscall.WaitStatus) string {
+	if ws.Signaled() {
+		return "signal: " + ws.Signal().String()
+	}
+	return "exit status " + strconv.Itoa(ws.ExitStatus())
 }
 
 // cleanupFailed releases what start made when create failed.
