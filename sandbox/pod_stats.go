@@ -158,6 +158,9 @@ func parseNetDev(r io.Reader) ([]ifaceStats, error) {
 			return nil, fmt.Errorf("net/dev line %d: no interface name", line+1)
 		}
 		name = strings.TrimSpace(name)
+		if name == "" {
+			return nil, fmt.Errorf("net/dev line %d: empty interface name", line+1)
+		}
 		f := strings.Fields(rest)
 		if len(f) < 16 {
 			return nil, fmt.Errorf("net/dev line %d: %d counters, want 16", line+1, len(f))

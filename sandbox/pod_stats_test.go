@@ -93,3 +93,25 @@ func TestNetnsInterfacesReadsThePodNamespace(t *testing.T) {
 		t.Fatalf("netnsInterfaces of a fresh namespace = %+v, %v; want none", ifs, err)
 	}
 }
+
+// FuzzParseNetDev feeds arbitrary /proc/net/dev contents: no panic, and every
+// interface reported has a name.
+func FuzzParseNetDev(f *testing.F) {
+	f.Add("Inter-|   Receive                                                |  Transmit\n" +
+		" face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n" +
+		"  eth0:    1296      16    0    0    0     0          0         0      726       9    0    0    0     0       0          0\n")
+	f.Add("garbage\n:\n eth0: x y z\n")
+	// Found by this fuzzer: a line with counters but no name.
+	f.Add("\n\n: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n")
+	f.Fuzz(func(t *testing.T, data string) {
+		ifs, err := parseNetDev(strings.NewReader(data))
+		if err != nil {
+			return
+		}
+		for _, i := range ifs {
+			if i.name == "" {
+				t.Fatalf("interface without a name from %q", data)
+			}
+		}
+	})
+}
