@@ -186,6 +186,14 @@ func Reopen(ctx context.Context, dir string) error {
 	return call(ctx, dir, request{Op: "reopen"})
 }
 
+// Signal has the monitor send sig to the container's init through a pidfd it opened
+// while the init was its unreaped child: no runtime exec, and no chance of signalling a
+// reused pid. After the init's exit: an error (ESRCH). When the monitor is gone: an
+// error wrapping errdefs.ErrFailedPrecondition.
+func Signal(ctx context.Context, dir string, sig syscall.Signal) error {
+	return call(ctx, dir, request{Op: "signal", Signal: int(sig)})
+}
+
 // resize sets the container's terminal size.
 func resize(ctx context.Context, dir string, s Size) error {
 	return call(ctx, dir, request{Op: "resize", Width: s.Width, Height: s.Height})

@@ -10,6 +10,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The streams of attach frames.
@@ -38,6 +40,7 @@ type request struct {
 	Stderr bool   `json:"stderr,omitempty"`
 	Width  uint16 `json:"width,omitempty"`
 	Height uint16 `json:"height,omitempty"`
+	Signal int    `json:"signal,omitempty"`
 }
 
 // reply answers reopen, resize and attach.
@@ -64,6 +67,7 @@ type controlServer struct {
 
 	mu       sync.Mutex
 	resize   func(width, height uint16) error // set once the container is created
+	signal   func(sig unix.Signal) error      // signals the init; set with resize
 	exit     []byte                           // the Exit's JSON once recorded
 	closed   bool
 	conns    map[*net.UnixConn]struct{}
@@ -123,6 +127,15 @@ func (s *controlServer) handle(c *net.UnixConn) {
 		err := errors.New("the container is not created yet")
 		if resize != nil {
 			err = resize(req.Width, req.Height)
+		}
+		s.answerErr(c, err)
+	case "signal":
+		s.mu.Lock()
+		signal := s.signal
+		s.mu.Unlock()
+		err := errors.New("the container is not created yet")
+		if signal != nil {
+			err = signal(unix.Signal(req.Signal))
 		}
 		s.answerErr(c, err)
 	case "attach":

@@ -31,6 +31,7 @@
 //	{"op":"wait"}     answered with the Exit as one JSON line once it is recorded
 //	{"op":"reopen"}   reopen the CRI log (rotated); answered {} or {"error":"..."}
 //	{"op":"resize","width":W,"height":H}   TIOCSWINSZ on the pty; answered {} or error
+//	{"op":"signal","signal":N}   signal N to the init through its pidfd; {} or error
 //	{"op":"attach","stdin":b,"stdout":b,"stderr":b}   answered {}, then frames
 //
 // After an attach reply the monitor sends frames: one byte stream (1 stdout, 2 stderr,

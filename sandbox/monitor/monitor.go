@@ -122,8 +122,15 @@ func (m *monitor) start() error {
 	m.ctl.stdinMu.Lock()
 	m.ctl.stdin, m.ctl.closeStdin = m.io.stdinWriter(), m.io.endStdin
 	m.ctl.stdinMu.Unlock()
+	// A pidfd, opened while the init is the monitor's unreaped child, names that process
+	// and no other: a signal asked for after it is reaped cannot reach a reused pid.
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return fmt.Errorf("pidfd of the container's init: %w", err)
+	}
 	m.ctl.mu.Lock()
 	m.ctl.resize = m.io.resize
+	m.ctl.signal = func(sig unix.Signal) error { return unix.PidfdSendSignal(pidfd, sig, nil, 0) }
 	m.ctl.mu.Unlock()
 	return nil
 }

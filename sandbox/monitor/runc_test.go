@@ -26,6 +26,7 @@ func TestRunc(t *testing.T) {
 		terminal bool
 		kill     bool // runc kill KILL once started
 		start    bool // Config.Start: the monitor runs it, no `runtime start`
+		signal   bool // SIGKILL through the monitor's Signal once started
 		want     Exit // FinishedAt ignored
 		wantLog  []string
 	}{
@@ -39,6 +40,13 @@ func TestRunc(t *testing.T) {
 			name: "exit code",
 			args: []string{"sh", "-c", "exit 3"},
 			want: Exit{ExitCode: 3, Reason: ReasonError},
+		},
+		{
+			name:   "killed through the monitor",
+			args:   []string{"sleep", "1000"},
+			start:  true,
+			signal: true,
+			want:   Exit{ExitCode: 137, Signal: 9, Reason: ReasonError},
 		},
 		{
 			name:    "run at once",
@@ -78,6 +86,11 @@ func TestRunc(t *testing.T) {
 			}
 			if tt.kill {
 				h.runtime("kill", cfg.ID, "KILL")
+			}
+			if tt.signal {
+				if err := Signal(context.Background(), cfg.Dir, unix.SIGKILL); err != nil {
+					t.Fatalf("Signal: %v", err)
+				}
 			}
 			got := h.wait(cfg, started.MonitorPID)
 			if got.FinishedAt.IsZero() || time.Since(got.FinishedAt) > time.Minute {
