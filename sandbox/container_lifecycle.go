@@ -17,6 +17,7 @@ import (
 	"github.com/berth-runtime/berth/sandbox/cgroups"
 	"github.com/berth-runtime/berth/sandbox/monitor"
 	"github.com/berth-runtime/berth/sandbox/rootfs"
+	"github.com/berth-runtime/berth/sandbox/runtime"
 	"github.com/berth-runtime/berth/sandbox/spec"
 )
 
@@ -48,15 +49,12 @@ func (s *Service) StartContainer(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	// No record before the launch: the monitor's config file, written first, tells
+	// recovery that a start was under way (monitor.Launched).
 	st := c.status().ContainerStatus
-	st.Runtime = true // recorded first: a crash during the launch leaves a container to find
-	if err := s.recordContainer(c, st); err != nil {
-		return err
-	}
 	startedAt := time.Now().UnixNano()
 	started, err := s.launch(ctx, c, names)
 	if err != nil {
-		st.Runtime = false
 		st.State, st.ExitCode, st.Reason, st.Message = ContainerExited, startErrorCode, "StartError", err.Error()
 		st.StartedAt, st.FinishedAt = startedAt, time.Now().UnixNano()
 		if rerr := s.recordContainer(c, st); rerr != nil {
@@ -66,6 +64,7 @@ func (s *Service) StartContainer(ctx context.Context, id string) error {
 		return fmt.Errorf("start container %s: %w", c.meta.ID, err)
 	}
 	c.ownMonitor = true
+	st.Runtime = true
 	st.State, st.Pid, st.MonitorPid, st.StartedAt = ContainerRunning, started.PID, started.MonitorPID, startedAt
 	err = s.recordContainer(c, st)
 	// Before the watcher starts, which may emit STOPPED at once.
@@ -140,7 +139,7 @@ func (s *Service) stopContainer(ctx context.Context, c *container, grace time.Du
 		if err != nil {
 			return err
 		}
-		if err := h.Runtime.Kill(ctx, id, sig, false); err != nil {
+		if err := s.signal(ctx, c, h.Runtime, sig, false); err != nil {
 			return fmt.Errorf("stop container %s: %w", id, err)
 		}
 		timer := time.NewTimer(grace)
@@ -153,7 +152,7 @@ func (s *Service) stopContainer(ctx context.Context, c *container, grace time.Du
 		case <-timer.C:
 		}
 	}
-	if err := h.Runtime.Kill(ctx, id, syscall.SIGKILL, true); err != nil {
+	if err := s.signal(ctx, c, h.Runtime, syscall.SIGKILL, true); err != nil {
 		return fmt.Errorf("stop container %s: %w", id, err)
 	}
 	timer := time.NewTimer(killWait)
@@ -166,6 +165,21 @@ func (s *Service) stopContainer(ctx context.Context, c *container, grace time.Du
 	case <-timer.C:
 		return fmt.Errorf("container %s did not exit %s after SIGKILL: %w", id, killWait, errdefs.ErrUnavailable)
 	}
+}
+
+// signal sends sig to the container's init, or with all to every process in it. The
+// monitor sends it when it can (one round trip on its socket instead of a runtime
+// exec): to the init, which for all is enough when the container has a PID namespace
+// of its own, as the kernel then kills every process in it with its init. Otherwise,
+// or when the monitor cannot, the OCI runtime does (`kill [--all]`).
+func (s *Service) signal(ctx context.Context, c *container, rt *runtime.Runtime, sig syscall.Signal, all bool) error {
+	ownPIDNS := c.config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == runtimeapi.NamespaceMode_CONTAINER
+	if !all || (sig == syscall.SIGKILL && ownPIDNS) {
+		if err := monitor.Signal(ctx, s.monitorOf(c.meta.ID), sig); err == nil {
+			return nil
+		}
+	}
+	return rt.Kill(ctx, c.meta.ID, sig, all)
 }
 
 // stopSignal is the signal that asks the container to stop.

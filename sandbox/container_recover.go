@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/berth-runtime/berth/sandbox/monitor"
 	"github.com/berth-runtime/berth/sandbox/rootfs"
 	"github.com/berth-runtime/berth/sandbox/runtime"
 	"github.com/berth-runtime/berth/sandbox/store"
@@ -76,12 +77,13 @@ func (s *Service) recoverContainer(ctx context.Context, rec store.Record[Contain
 	case rec.Status.State == ContainerExited:
 		c.cur.Store(&containerRevision{ContainerStatus: rec.Status, rev: rec.Revision})
 		close(c.exited)
-	case rec.Status.State == ContainerCreated && !rec.Status.Runtime:
+	case rec.Status.State == ContainerCreated && !rec.Status.Runtime && !monitor.Launched(s.monitorOf(rec.ID)):
 		c.cur.Store(&containerRevision{ContainerStatus: rec.Status, rev: rec.Revision})
 	default:
 		st := rec.Status
 		if st.State == ContainerCreated {
 			// berthd stopped during StartContainer: the runtime says whether it ran.
+			st.Runtime = true
 			st = s.interruptedStart(ctx, c, st)
 		}
 		c.cur.Store(&containerRevision{ContainerStatus: st, rev: rec.Revision})

@@ -73,7 +73,8 @@ package sandbox
 // exited gets an exit watcher, which connects to its monitor or reads the exit file
 // the monitor left. A monitor gone without an exit file (the node rebooted, or it was
 // killed) makes the container exited with code 255 and reason "Unknown". A record
-// still CREATED but marked as handed to the runtime (berthd stopped during
-// StartContainer) is RUNNING if the runtime says so, else watched like the rest. Directories
+// still CREATED whose monitor directory holds a monitor config (berthd stopped during
+// StartContainer, which records nothing before the launch) is RUNNING if the runtime
+// says so, else watched like the rest. Directories
 // and image leases of ids without a record (a create cut short before its record) are
 // removed.

@@ -46,6 +46,14 @@ type Config struct {
 	Start bool `json:"start,omitempty"`
 }
 
+// Launched reports whether Launch was called for dir: it writes monitor.json before it
+// starts anything, so a berthd that stopped during a Launch can tell, after a restart,
+// that a container may have been started without a record saying so.
+func Launched(dir string) bool {
+	_, err := os.Lstat(filepath.Join(dir, configName))
+	return err == nil
+}
+
 // validate checks what the monitor cannot work without, before anything is started.
 func (c Config) validate() error {
 	switch {

@@ -128,7 +128,9 @@ func setup(ctx context.Context, root string, sharedPID, debug bool) (*env, func(
 		return nil, cleanup, err
 	}
 	monitorPath := filepath.Join(root, "bin", "berth-monitor")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", monitorPath, "./cmd/berth-monitor").CombinedOutput(); err != nil {
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", monitorPath, "./cmd/berth-monitor")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as hack/start-berthd.sh builds it
+	if out, err := build.CombinedOutput(); err != nil {
 		return nil, cleanup, fmt.Errorf("go build ./cmd/berth-monitor (run from the repository root): %w\n%s", err, out)
 	}
 	if err := e.pullBusybox(ctx, &undo); err != nil {
