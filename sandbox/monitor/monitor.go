@@ -163,7 +163,7 @@ func (m *monitor) create() (int, error) {
 	// syscall.ForkExec, not os.StartProcess: the latter's first call forks a throwaway
 	// child to probe for pidfd support, a millisecond on every container start.
 	runtimePID, err := syscall.ForkExec(cfg.Runtime, append([]string{cfg.Runtime}, args...), &syscall.ProcAttr{
-		Env:   os.Environ(),
+		Env:   runtimeEnv(),
 		Files: []uintptr{m.io.containerIn.Fd(), m.io.outW.Fd(), m.io.errW.Fd()},
 	})
 	if err != nil {
@@ -217,6 +217,18 @@ func runtimeMessage(logPath, stderr, status string) string {
 		msg = "runtime create: " + status
 	}
 	return msg
+}
+
+// runtimeEnv is the monitor's environment less GOMAXPROCS=1, which keeps the monitor
+// small but would hold the runtime (a Go program too) to one thread.
+func runtimeEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOMAXPROCS=") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // waitStatusString says how a process ended, as os.ProcessState would.
