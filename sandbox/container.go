@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/sandbox/cgroups"
+	"github.com/berth-runtime/berth/sandbox/monitor"
 )
 
 // ContainerState is a container's recorded state (see the diagram in doc_containers.go).
@@ -114,6 +115,9 @@ type container struct {
 	// recovered container's monitor belongs to init; its recorded pid may since have
 	// been given to one of this berthd's children.
 	ownMonitor bool
+	// pending is the monitor spawned by CreateContainer, until StartContainer or
+	// RemoveContainer (under op); nil for a container recovered after a restart.
+	pending *monitor.Pending
 }
 
 type containerRevision struct {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/sandbox/cleanup"
+	"github.com/berth-runtime/berth/sandbox/monitor"
 	"github.com/berth-runtime/berth/sandbox/registrar"
 	"github.com/berth-runtime/berth/sandbox/rootfs"
 	"github.com/berth-runtime/berth/sandbox/spec"
@@ -162,6 +163,24 @@ func (s *Service) buildContainer(ctx context.Context, p *pod, c *container, st *
 		return fmt.Errorf("container directory: %w", err)
 	}
 	undo.Push("container directory", func(context.Context) error { return os.RemoveAll(s.ctrDir(id)) })
+	if logPath := c.meta.LogPath; logPath != "" {
+		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+			return fmt.Errorf("log directory: %w", err)
+		}
+	}
+	names, err := s.containerCgroup(p, id)
+	if err != nil {
+		return err
+	}
+	// First, so that the monitor sets up while the rest of the create runs.
+	if err := s.spawnMonitor(c, names); err != nil {
+		return err
+	}
+	undo.Push("monitor", func(context.Context) error {
+		monitor.Kill(c.pending.PID)
+		c.pending = nil
+		return nil
+	})
 	if err := rootfs.Mount(img.Layers, s.rwDirOf(id), s.rootfsOf(id), false); err != nil {
 		return err
 	}
@@ -169,10 +188,6 @@ func (s *Service) buildContainer(ctx context.Context, p *pod, c *container, st *
 	undo.Push("rootfs", func(context.Context) error { return rootfs.Remove(s.rwDirOf(id), s.rootfsOf(id)) })
 
 	mounts, err := s.imageVolumes(c, undo)
-	if err != nil {
-		return err
-	}
-	names, err := s.containerCgroup(p, id)
 	if err != nil {
 		return err
 	}
@@ -201,17 +216,11 @@ func (s *Service) buildContainer(ctx context.Context, p *pod, c *container, st *
 	if err := os.WriteFile(filepath.Join(s.bundleOf(id), "config.json"), data, 0o600); err != nil {
 		return fmt.Errorf("write bundle: %w", err)
 	}
-	if logPath := c.meta.LogPath; logPath != "" {
-		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-			return fmt.Errorf("log directory: %w", err)
-		}
-	}
-
 	if err := s.ctrStore.Create(id, c.meta); err != nil {
 		return err
 	}
 	undo.Push("record", func(context.Context) error { return s.ctrStore.Delete(id) })
-	st.State = ContainerCreated
+	st.State, st.MonitorPid = ContainerCreated, c.pending.PID
 	return s.recordContainer(c, *st)
 }
 

@@ -14,7 +14,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/internal/errdefs"
-	"github.com/berth-runtime/berth/sandbox/cgroups"
 	"github.com/berth-runtime/berth/sandbox/monitor"
 	"github.com/berth-runtime/berth/sandbox/rootfs"
 	"github.com/berth-runtime/berth/sandbox/runtime"
@@ -49,11 +48,12 @@ func (s *Service) StartContainer(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	// No record before the launch: the monitor's config file, written first, tells
-	// recovery that a start was under way (monitor.Launched).
+	// No record before the start: the monitor marks the runtime invoked before it runs
+	// it, which tells recovery that a start was under way (monitor.Invoked).
 	st := c.status().ContainerStatus
 	startedAt := time.Now().UnixNano()
-	started, err := s.launch(ctx, c, names)
+	started, err := s.startMonitor(ctx, c, names)
+	c.pending = nil
 	if err != nil {
 		st.State, st.ExitCode, st.Reason, st.Message = ContainerExited, startErrorCode, "StartError", err.Error()
 		st.StartedAt, st.FinishedAt = startedAt, time.Now().UnixNano()
@@ -63,9 +63,11 @@ func (s *Service) StartContainer(ctx context.Context, id string) error {
 		s.emitContainerEvent(c, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
 		return fmt.Errorf("start container %s: %w", c.meta.ID, err)
 	}
-	c.ownMonitor = true
 	st.Runtime = true
-	st.State, st.Pid, st.MonitorPid, st.StartedAt = ContainerRunning, started.PID, started.MonitorPID, startedAt
+	st.State, st.Pid, st.StartedAt = ContainerRunning, started.PID, startedAt
+	if started.MonitorPID > 0 {
+		st.MonitorPid = started.MonitorPID
+	}
 	err = s.recordContainer(c, st)
 	// Before the watcher starts, which may emit STOPPED at once.
 	s.emitContainerEvent(c, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
@@ -75,33 +77,6 @@ func (s *Service) StartContainer(ctx context.Context, id string) error {
 
 // startErrorCode is the exit code of a container that could not start (containerd's).
 const startErrorCode = 128
-
-// launch starts the container's monitor, which runs the bundle. On failure nothing of
-// the runtime's container is left.
-func (s *Service) launch(ctx context.Context, c *container, names cgroups.Names) (monitor.Started, error) {
-	id := c.meta.ID
-	h := s.handlerOf(c.meta.Handler)
-	if h.Runtime == nil {
-		return monitor.Started{}, errdefs.FailedPrecondition(fmt.Sprintf("runtime handler %q is not available", c.meta.Handler))
-	}
-	started, err := monitor.Launch(ctx, s.cfg.MonitorPath, monitor.Config{
-		ID: id, Runtime: h.Runtime.Path, RuntimeRoot: h.Runtime.Root, SystemdCgroup: h.Runtime.SystemdCgroup,
-		Bundle: s.bundleOf(id), Dir: s.monitorOf(id), LogPath: c.meta.LogPath,
-		Terminal: c.config.GetTty(), Stdin: c.config.GetStdin(), StdinOnce: c.config.GetStdinOnce(),
-		OOMFile: s.cfg.Cgroups.OOMFile(names.ContainerPath), Start: true,
-	})
-	if err == nil {
-		return started, nil
-	}
-	// A failed run deletes what it made, but a monitor killed by ctx leaves its runtime
-	// cut short: the container, a state directory, an empty cgroup.
-	h.Runtime.Abandon(ctx, id, s.bundleOf(id))
-	var ce *monitor.CreateError
-	if errors.As(err, &ce) {
-		return monitor.Started{}, fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)
-	}
-	return monitor.Started{}, err
-}
 
 // StopContainer stops a container: its stop signal (the config's, else the image's
 // STOPSIGNAL, else SIGTERM), then after timeout seconds SIGKILL to every process in
@@ -232,6 +207,11 @@ func (s *Service) RemoveContainer(ctx context.Context, id string) error {
 // stays recorded for the next call. c.op must be held.
 func (s *Service) removeContainer(ctx context.Context, c *container) error {
 	id := c.meta.ID
+	if st := c.status(); st.State == ContainerCreated && !st.Runtime {
+		if err := s.dropMonitor(ctx, c); err != nil {
+			return fmt.Errorf("remove container %s: %w", id, err)
+		}
+	}
 	if err := s.stopContainer(ctx, c, 0); err != nil {
 		return err
 	}

@@ -77,7 +77,7 @@ func (s *Service) recoverContainer(ctx context.Context, rec store.Record[Contain
 	case rec.Status.State == ContainerExited:
 		c.cur.Store(&containerRevision{ContainerStatus: rec.Status, rev: rec.Revision})
 		close(c.exited)
-	case rec.Status.State == ContainerCreated && !rec.Status.Runtime && !monitor.Launched(s.monitorOf(rec.ID)):
+	case rec.Status.State == ContainerCreated && !rec.Status.Runtime && !monitor.Invoked(s.monitorOf(rec.ID)):
 		c.cur.Store(&containerRevision{ContainerStatus: rec.Status, rev: rec.Revision})
 	default:
 		st := rec.Status
@@ -139,6 +139,12 @@ func (s *Service) sweepContainerLeftovers() {
 
 // removeContainerDirs unmounts and removes a container's directories, by id alone.
 func (s *Service) removeContainerDirs(id string) error {
+	// A monitor the cut-short create spawned may be waiting for a start.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := monitor.Abort(ctx, s.monitorOf(id), 0); err != nil {
+		return err
+	}
 	c := &container{meta: ContainerMetadata{ID: id}}
 	if err := s.unmountVolumes(c); err != nil {
 		return err

@@ -13,7 +13,7 @@ package sandbox
 // # States
 //
 //	CreateContainer ── a step fails ──▶ undo, last step first ──▶ (gone)
-//	      │ lease image, mount rootfs, write the bundle, record
+//	      │ spawn the monitor, lease image, mount rootfs, write the bundle, record
 //	      ▼
 //	  [created] ── StartContainer: the monitor runs `runtime run --detach` ──▶ [running]
 //	      │                                          │ fails                      │
@@ -24,11 +24,13 @@ package sandbox
 //	      ▼                               │ RemoveContainer: runtime delete, rootfs, leases, record
 //	   (gone) ◀───────────────────────────┘
 //
-// A created container has no process and the OCI runtime knows nothing of it:
-// CreateContainer costs a lease, a mount and a few small files, and StartContainer one
-// runtime exec (`run --detach`, not `create` then `start`), as containerd creates its
-// task only at start. Stopping a created container is a no-op; updating its resources
-// rewrites its bundle.
+// The OCI runtime knows nothing of a created container: CreateContainer costs a
+// lease, a mount, a few small files and the spawn of the container's monitor, which
+// sets up (log, stdio, socket) in parallel with the rest and then waits;
+// StartContainer is one request to that monitor and one runtime exec (`run --detach`,
+// not `create` then `start`), as containerd creates its task only at start. Stopping
+// a created container is a no-op; updating its resources rewrites its bundle;
+// removing it ends its waiting monitor.
 //
 // A record whose status cannot be read is [unknown]: it is watched like a running one
 // (its monitor may still answer) and Remove releases whatever may exist of it.

@@ -57,3 +57,6 @@ func (e *classified) Is(target error) bool { return target == e.class }
 func FailedPrecondition(msg string) error {
 	return &classified{msg: msg, class: ErrFailedPrecondition}
 }
+
+// IsFailedPrecondition reports whether err is of class ErrFailedPrecondition.
+func IsFailedPrecondition(err error) bool { return errors.Is(err, ErrFailedPrecondition) }

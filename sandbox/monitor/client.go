@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -36,27 +37,51 @@ const reapTimeout = 2 * time.Second
 // container with the runtime and removes Dir. On success the monitor is this process's
 // child: pass MonitorPID to Wait, which reaps it.
 func Launch(ctx context.Context, binary string, cfg Config) (Started, error) {
-	if err := cfg.validate(); err != nil {
-		return Started{}, err
-	}
-	data, err := json.Marshal(cfg)
+	p, err := spawn(binary, cfg)
 	if err != nil {
 		return Started{}, err
 	}
+	r, err := p.wait(ctx)
+	if err != nil {
+		return Started{}, err
+	}
+	return Started{MonitorPID: p.PID, PID: r.PID}, nil
+}
+
+// Pending is a monitor started but whose first report has not been read yet.
+type Pending struct {
+	PID     int // the monitor's
+	id      string
+	diag    string
+	cmd     *exec.Cmd
+	reports chan report
+	once    sync.Once
+	got     report
+	err     error
+}
+
+// spawn writes cfg and starts its monitor; the report is read in the background.
+func spawn(binary string, cfg Config) (*Pending, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.WriteFile(filepath.Join(cfg.Dir, configName), data, 0o600); err != nil {
-		return Started{}, fmt.Errorf("monitor %s: %w", cfg.ID, err)
+		return nil, fmt.Errorf("monitor %s: %w", cfg.ID, err)
 	}
 	diagPath := filepath.Join(cfg.Dir, diagName)
 	diag, err := os.OpenFile(diagPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
-		return Started{}, fmt.Errorf("monitor %s: %w", cfg.ID, err)
+		return nil, fmt.Errorf("monitor %s: %w", cfg.ID, err)
 	}
 	defer diag.Close()
 	syncR, syncW, err := os.Pipe()
 	if err != nil {
-		return Started{}, err
+		return nil, err
 	}
-	defer syncR.Close()
 	cmd := exec.Command(binary, cfg.Dir)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = diag, diag, diag
 	cmd.ExtraFiles = []*os.File{syncW}
@@ -65,36 +90,49 @@ func Launch(ctx context.Context, binary string, cfg Config) (Started, error) {
 	err = cmd.Start()
 	_ = syncW.Close()
 	if err != nil {
-		return Started{}, fmt.Errorf("start monitor %s: %w", cfg.ID, err)
+		_ = syncR.Close()
+		return nil, fmt.Errorf("start monitor %s: %w", cfg.ID, err)
 	}
-	reports := make(chan report, 1)
+	p := &Pending{PID: cmd.Process.Pid, id: cfg.ID, diag: diagPath, cmd: cmd, reports: make(chan report, 1)}
 	go func() {
+		defer syncR.Close()
 		var r report
 		line, err := bufio.NewReader(syncR).ReadBytes('\n')
 		if err == nil && json.Unmarshal(line, &r) != nil {
 			r = report{Error: "bad report from the monitor: " + strings.TrimSpace(string(line))}
 		}
-		reports <- r
+		p.reports <- r
 	}()
+	return p, nil
+}
+
+// wait reads the monitor's report once. A failure (the monitor exits after reporting
+// it, or without a report) is a *CreateError, the monitor reaped; the end of ctx kills
+// the monitor's process group (a runtime it runs is in it) and reaps it.
+func (p *Pending) wait(ctx context.Context) (report, error) {
 	select {
 	case <-ctx.Done():
-		// The monitor is its process group's leader; runtime create is in the group.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		return Started{}, ctx.Err()
-	case r := <-reports:
-		if r.PID > 0 && r.Error == "" {
-			started := Started{MonitorPID: cmd.Process.Pid, PID: r.PID}
+		Kill(p.PID)
+		return report{}, ctx.Err()
+	case r := <-p.reports:
+		if (r.PID > 0 || r.Ready) && r.Error == "" {
 			// Wait reaps it with wait4; Release only frees the pidfd os/exec holds.
-			_ = cmd.Process.Release()
-			return started, nil
+			_ = p.cmd.Process.Release()
+			return r, nil
 		}
-		werr := cmd.Wait()
+		werr := p.cmd.Wait()
 		if r.Error == "" {
-			r.Error = fmt.Sprintf("monitor exited without a report (%v): %s", werr, tail(diagPath, 1024))
+			r.Error = fmt.Sprintf("monitor exited without a report (%v): %s", werr, tail(p.diag, 1024))
 		}
-		return Started{}, &CreateError{ID: cfg.ID, Message: r.Error}
+		return report{}, &CreateError{ID: p.id, Message: r.Error}
 	}
+}
+
+// Ready waits until a monitor started by Spawn has set up (then it waits for Start) or
+// failed (a *CreateError; the monitor is reaped). Later calls return the first answer.
+func (p *Pending) Ready(ctx context.Context) error {
+	p.once.Do(func() { p.got, p.err = p.wait(ctx) })
+	return p.err
 }
 
 // envPath is the monitor's PATH: berthd's, for the runtime's own helpers and hooks.
@@ -201,19 +239,9 @@ func resize(ctx context.Context, dir string, s Size) error {
 
 // call makes one request answered with {} or {"error":...}.
 func call(ctx context.Context, dir string, req request) error {
-	c, err := dial(ctx, dir)
+	line, err := request1(ctx, dir, req)
 	if err != nil {
-		return notRunning(err)
-	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	line, err := roundTrip(c, req)
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if err != nil {
-		return notRunning(err)
+		return err
 	}
 	var r reply
 	if err := json.Unmarshal(line, &r); err != nil {
@@ -225,8 +253,43 @@ func call(ctx context.Context, dir string, req request) error {
 	return nil
 }
 
+// request1 makes one request and returns its answer line. A monitor that is gone, or
+// goes without answering: an error matching errMonitorGone and
+// errdefs.ErrFailedPrecondition.
+func request1(ctx context.Context, dir string, req request) ([]byte, error) {
+	c, err := dial(ctx, dir)
+	if err != nil {
+		return nil, notRunning(err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	line, err := roundTrip(c, req)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		return nil, notRunning(err)
+	}
+	return line, nil
+}
+
+// errMonitorGone: the monitor's socket is gone, or it closed without an answer.
+var errMonitorGone = errors.New("monitor gone")
+
 func notRunning(cause error) error {
-	return fmt.Errorf("container is not running (%v): %w", cause, errdefs.ErrFailedPrecondition)
+	return fmt.Errorf("container is not running (%v): %w: %w", cause, errMonitorGone, errdefs.ErrFailedPrecondition)
+}
+
+// Kill ends a monitor at once (SIGKILL to its process group: a runtime it is running
+// goes too) and reaps it when it is this process's child. For a start cut short; the
+// caller then removes what the runtime may have left.
+func Kill(monitorPID int) {
+	if monitorPID <= 0 {
+		return
+	}
+	_ = syscall.Kill(-monitorPID, syscall.SIGKILL)
+	reap(monitorPID)
 }
 
 // dial connects to <dir>/ctl.sock by a path short enough for any dir.

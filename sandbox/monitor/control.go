@@ -65,10 +65,13 @@ type controlServer struct {
 	closeStdin func()     // ends the container's stdin (StdinOnce)
 	stdinDone  bool       // closeStdin was called; later input is dropped
 
-	mu       sync.Mutex
-	resize   func(width, height uint16) error // set once the container is created
-	signal   func(sig unix.Signal) error      // signals the init; set with resize
-	exit     []byte                           // the Exit's JSON once recorded
+	mu     sync.Mutex
+	resize func(width, height uint16) error // set once the container is created
+	signal func(sig unix.Signal) error      // signals the init; set with resize
+	// starts takes the one start or abort op of a prepared monitor (nil otherwise);
+	// the main goroutine answers it.
+	starts   chan startOp
+	exit     []byte // the Exit's JSON once recorded
 	closed   bool
 	conns    map[*net.UnixConn]struct{}
 	waiters  []*net.UnixConn
@@ -138,6 +141,8 @@ func (s *controlServer) handle(c *net.UnixConn) {
 			err = signal(unix.Signal(req.Signal))
 		}
 		s.answerErr(c, err)
+	case "start", "abort":
+		s.startOrAbort(c, req.Op == "abort")
 	case "attach":
 		s.attach(c, br, req)
 	default:

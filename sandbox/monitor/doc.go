@@ -1,12 +1,19 @@
 // Package monitor owns the per-container monitor process (cmd/berth-monitor, whose main
-// is Main) and berthd's side of it (Launch, Wait, ReadExit, Reopen, Attach).
+// is Main) and berthd's side of it (Spawn, Start, Abort, Launch, Wait, ReadExit,
+// Signal, Reopen, Attach, Kill).
 //
-// A monitor is one small process per container. berthd starts it (Launch) in a session
-// of its own; the monitor runs the OCI runtime's `create`, holds the container's stdio,
-// writes the CRI log, serves a control socket and records the container's exit. berthd
-// never sits between a container and its output: when berthd dies the container keeps
-// running and logging, and its exit is still recorded. berthd itself runs the runtime's
-// start, kill and delete.
+// A monitor is one small process per container. berthd starts it in a session of its
+// own; the monitor runs the OCI runtime (`run --detach`, or `create` for a later
+// `start`), holds the container's stdio, writes the CRI log, serves a control socket
+// and records the container's exit. berthd never sits between a container and its
+// output: when berthd dies the container keeps running and logging, and its exit is
+// still recorded.
+//
+// Two ways to start one: Launch runs the container at once and returns when the
+// runtime has; Spawn (berthd's CreateContainer) starts a monitor that only sets up and
+// reports ready, and Start (StartContainer) later has it run the container, so that a
+// container start costs no process start besides the runtime's. Abort ends a spawned
+// monitor that was never started.
 //
 // # Files in the monitor's directory (Config.Dir, made by berthd)
 //
@@ -14,15 +21,17 @@
 //	monitor.log   the monitor's own diagnostics (its stdout and stderr)
 //	runtime.log   the runtime's JSON log (--log); its last error is create's message
 //	pid           the container's init pid (--pid-file)
+//	invoked       made just before the runtime runs (Invoked: a start was under way)
 //	ctl.sock      the control socket, from before create until the monitor exits
 //	console.sock  during create with a terminal: where the runtime sends the pty master
 //	exit.json     the Exit, written atomically once the container's init has exited
 //
 // # Start-up handshake
 //
-// Launch passes a pipe as the monitor's fd 3. The monitor writes one JSON line on it
-// and closes it: {"pid":N} once create succeeded, or {"error":"..."} (the runtime's own
-// message) after which it exits 1.
+// berthd passes a pipe as the monitor's fd 3. The monitor writes one JSON line on it
+// and closes it: {"pid":N} once the runtime succeeded, {"ready":true} for a spawned
+// monitor once it is set up, or {"error":"..."} (the runtime's own message) after which
+// it exits 1.
 //
 // # Control protocol (ctl.sock)
 //
@@ -32,6 +41,8 @@
 //	{"op":"reopen"}   reopen the CRI log (rotated); answered {} or {"error":"..."}
 //	{"op":"resize","width":W,"height":H}   TIOCSWINSZ on the pty; answered {} or error
 //	{"op":"signal","signal":N}   signal N to the init through its pidfd; {} or error
+//	{"op":"start"}    a spawned monitor runs the container: {"pid":N} or {"error":...}
+//	{"op":"abort"}    a spawned monitor exits without running anything: {}
 //	{"op":"attach","stdin":b,"stdout":b,"stderr":b}   answered {}, then frames
 //
 // After an attach reply the monitor sends frames: one byte stream (1 stdout, 2 stderr,

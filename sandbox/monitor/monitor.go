@@ -26,6 +26,7 @@ const drainTimeout = 2 * time.Second
 // report is the monitor's one line on the sync pipe.
 type report struct {
 	PID   int    `json:"pid,omitempty"`
+	Ready bool   `json:"ready,omitempty"` // a prepared monitor waits for its start op
 	Error string `json:"error,omitempty"`
 }
 
@@ -42,7 +43,14 @@ func Main(args []string) int {
 	unix.CloseOnExec(syncFD)
 	sync := os.NewFile(syncFD, "sync")
 	m := &monitor{dir: args[1], diag: diag, sync: sync}
-	if err := m.start(); err != nil {
+	err := m.setup()
+	if err == nil && m.cfg.Prepare {
+		return m.prepared()
+	}
+	if err == nil {
+		err = m.launch()
+	}
+	if err != nil {
 		diag.Printf("create failed: %v", err)
 		m.report(report{Error: err.Error()})
 		m.cleanupFailed()
@@ -77,8 +85,9 @@ func (m *monitor) report(r report) {
 	m.sync = nil
 }
 
-// start does everything up to a created container; an error is what berthd reports.
-func (m *monitor) start() error {
+// setup makes everything the container's start needs: config, log, stdio, control
+// socket. An error is what berthd reports.
+func (m *monitor) setup() error {
 	cfg, err := readConfig(m.dir)
 	if err != nil {
 		return err
@@ -112,7 +121,15 @@ func (m *monitor) start() error {
 		ln: ln, diag: m.diag, reopen: m.log.reopen,
 		stdinOnce: cfg.StdinOnce, conns: map[*net.UnixConn]struct{}{},
 	}
+	if cfg.Prepare {
+		m.ctl.starts = make(chan startOp, 1)
+	}
 	go m.ctl.serve()
+	return nil
+}
+
+// launch runs the runtime and takes the container's init over.
+func (m *monitor) launch() error {
 	pid, err := m.create()
 	if err != nil {
 		return err
@@ -135,8 +152,8 @@ func (m *monitor) start() error {
 	return nil
 }
 
-// create runs `runtime create` (or `run --detach` with Config.Start) and returns the
-// init's pid.
+// create runs `runtime create` (or `run --detach` with Config.Start or Prepare) and
+// returns the init's pid.
 func (m *monitor) create() (int, error) {
 	cfg := m.cfg
 	var args []string
@@ -150,7 +167,7 @@ func (m *monitor) create() (int, error) {
 	pidFile := filepath.Join(cfg.Dir, pidName)
 	_ = os.Remove(pidFile)
 	args = append(args, "--log="+runtimeLog, "--log-format=json")
-	if cfg.Start {
+	if cfg.Start || cfg.Prepare {
 		args = append(args, "run", "--detach")
 	} else {
 		args = append(args, "create")
@@ -160,6 +177,9 @@ func (m *monitor) create() (int, error) {
 		args = append(args, "--console-socket="+m.io.consolePath)
 	}
 	args = append(args, cfg.ID)
+	if err := os.WriteFile(filepath.Join(cfg.Dir, invokedName), nil, 0o600); err != nil {
+		return 0, fmt.Errorf("mark the runtime invoked: %w", err)
+	}
 	// syscall.ForkExec, not os.StartProcess: the latter's first call forks a throwaway
 	// child to probe for pidfd support, a millisecond on every container start.
 	runtimePID, err := syscall.ForkExec(cfg.Runtime, append([]string{cfg.Runtime}, args...), &syscall.ProcAttr{

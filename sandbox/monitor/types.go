@@ -21,6 +21,7 @@ const (
 	ctlName        = "ctl.sock"
 	consoleName    = "console.sock"
 	exitName       = "exit.json"
+	invokedName    = "invoked"
 )
 
 // defaultMaxLineSize is the CRI log line limit when Config.MaxLineSize is 0.
@@ -41,16 +42,20 @@ type Config struct {
 	OOMFile       string `json:"oomFile"`       // memory.oom_control (v1) or memory.events (v2); "" no OOM detection
 	MaxLineSize   int    `json:"maxLineSize"`   // longest CRI log line before it is split; 0 => 16384
 	// Start runs the container at once (`run --detach`, one runtime exec) instead of
-	// creating it for a later `start`: berth creates the runtime's container only in
-	// StartContainer, as containerd does.
+	// creating it for a later `start`.
 	Start bool `json:"start,omitempty"`
+	// Prepare (set by Prepare) makes the monitor set everything up, report ready, and
+	// wait for a start op on its socket before it runs the container (`run --detach`):
+	// berthd prepares the monitor in CreateContainer, so that StartContainer costs one
+	// runtime exec and no process start of its own.
+	Prepare bool `json:"prepare,omitempty"`
 }
 
-// Launched reports whether Launch was called for dir: it writes monitor.json before it
-// starts anything, so a berthd that stopped during a Launch can tell, after a restart,
-// that a container may have been started without a record saying so.
-func Launched(dir string) bool {
-	_, err := os.Lstat(filepath.Join(dir, configName))
+// Invoked reports whether the monitor of dir has run (or was about to run) the OCI
+// runtime: it marks that before it does. A berthd that stopped during a start can
+// tell, after a restart, that a container may exist with no record saying so.
+func Invoked(dir string) bool {
+	_, err := os.Lstat(filepath.Join(dir, invokedName))
 	return err == nil
 }
 
