@@ -109,3 +109,52 @@ func fileSize(t *testing.T, path string) int64 {
 	}
 	return fi.Size()
 }
+
+// TestCreatedContainersSurviveRestart kills berthd between CreateContainer and
+// StartContainer. The monitors spawned by the creates wait: the next berthd starts one
+// container through its waiting monitor, and removing the other ends its monitor.
+func TestCreatedContainersSurviveRestart(t *testing.T) {
+	becomeSubreaper(t)
+	e := newCtrEnv(t)
+	started := e.create(t, ctrConfig("later", sh("echo late start; sleep 1000")))
+	dropped := e.create(t, ctrConfig("never", sh("echo never")))
+	startedInfo, droppedInfo := e.info(t, started), e.info(t, dropped)
+	orphans := []int{startedInfo.MonitorPid, droppedInfo.MonitorPid}
+	t.Cleanup(func() { reapOrphans(orphans) })
+	if !alive(startedInfo.MonitorPid) || !alive(droppedInfo.MonitorPid) {
+		t.Fatal("created containers have no waiting monitor")
+	}
+
+	e.d.kill()
+	d2 := startDaemon(t, daemonOptions{Dir: e.d.dir, Config: e.config})
+	d2.cleanupPods(t, e.pod)
+	e.d = d2
+	for _, id := range []string{started, dropped} {
+		if st := e.status(t, id); st.State != runtimeapi.ContainerState_CONTAINER_CREATED {
+			t.Fatalf("%s after the restart: %v, want CREATED", id, st.State)
+		}
+	}
+	e.start(t, started)
+	info := e.info(t, started)
+	if info.MonitorPid != startedInfo.MonitorPid {
+		t.Errorf("started through monitor %d, want the waiting one %d", info.MonitorPid, startedInfo.MonitorPid)
+	}
+	orphans = append(orphans, info.Pid)
+	waitLogContains(t, filepath.Join(e.logDir, "later", "0.log"), " stdout F late start\n", 20*time.Second)
+
+	e.remove(t, dropped)
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(droppedInfo.MonitorPid) && time.Now().Before(deadline) {
+		reapOrphans([]int{droppedInfo.MonitorPid})
+		time.Sleep(20 * time.Millisecond)
+	}
+	if alive(droppedInfo.MonitorPid) {
+		t.Errorf("the waiting monitor of a removed container (%d) still runs", droppedInfo.MonitorPid)
+	}
+	e.d.stopPod(t, e.pod)
+	e.d.removePod(t, e.pod)
+	reapOrphans(orphans)
+	if tr := containerTraces(t, e.d); len(tr.Mounts)+len(tr.Records)+len(tr.StateDirs)+len(tr.RWDirs)+len(tr.RuntimeState) != 0 {
+		t.Errorf("containers left traces after the restart: %+v", tr)
+	}
+}
