@@ -83,8 +83,9 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 		return nil, err
 	}
 	seccomp := sc.GetSeccomp()
-	if seccomp == nil && sc.GetSeccompProfilePath() != "" {
-		seccomp = legacySeccomp(sc.GetSeccompProfilePath())
+	//lint:ignore SA1019 older kubelets and crictl still send the path form
+	if legacy := sc.GetSeccompProfilePath(); seccomp == nil && legacy != "" {
+		seccomp = legacySeccomp(legacy)
 	}
 	if privileged {
 		// A privileged container is the node's to administer: a filter would only
@@ -210,6 +211,7 @@ func legacySeccomp(p string) *runtimeapi.SecurityProfile {
 // against its owner's wish); RuntimeDefault and Unconfined mean nothing to do.
 func checkAppArmor(sc *runtimeapi.LinuxContainerSecurityContext) error {
 	prof := sc.GetApparmor()
+	//lint:ignore SA1019 older kubelets and crictl still send the name form
 	name := sc.GetApparmorProfile()
 	if prof != nil && prof.GetProfileType() == runtimeapi.SecurityProfile_Localhost {
 		name = prof.GetLocalhostRef()
