@@ -219,3 +219,42 @@ func TestTelemetryPodStats(t *testing.T) {
 		wantCode(t, "PodSandboxStats "+tc.id, err, tc.code)
 	}
 }
+
+// TestPodSandboxEvents: a pod sandbox's own run, stop and removal reach the
+// GetContainerEvents stream as CREATED, STARTED, STOPPED and DELETED on the pod's id,
+// with the pod's status (its last one for DELETED).
+func TestPodSandboxEvents(t *testing.T) {
+	e := newCtrEnv(t)
+	events := subscribeEvents(t, e)
+	pod := e.d.runPod(t, podConfig(t, "events-pod"))
+	e.d.cleanupPods(t, pod)
+	e.d.stopPod(t, pod)
+	e.d.removePod(t, pod)
+	want := []struct {
+		typ   runtimeapi.ContainerEventType
+		state runtimeapi.PodSandboxState
+	}{
+		{runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, runtimeapi.PodSandboxState_SANDBOX_READY},
+		{runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, runtimeapi.PodSandboxState_SANDBOX_READY},
+		{runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, runtimeapi.PodSandboxState_SANDBOX_NOTREADY},
+		{runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, runtimeapi.PodSandboxState_SANDBOX_NOTREADY},
+	}
+	for i, w := range want {
+		var ev *runtimeapi.ContainerEventResponse
+		for ev == nil || ev.ContainerId != pod {
+			select {
+			case got, ok := <-events:
+				if !ok {
+					t.Fatalf("event stream ended before event %d (%s)", i, w.typ)
+				}
+				ev = got
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no event %d (%s) within 30s", i, w.typ)
+			}
+		}
+		if ev.ContainerEventType != w.typ || ev.PodSandboxStatus.GetId() != pod || ev.PodSandboxStatus.GetState() != w.state {
+			t.Fatalf("event %d: %s for pod %q in state %s; want %s, %q, %s", i,
+				ev.ContainerEventType, ev.PodSandboxStatus.GetId(), ev.PodSandboxStatus.GetState(), w.typ, pod, w.state)
+		}
+	}
+}

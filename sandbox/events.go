@@ -97,16 +97,32 @@ func (s *Service) emitContainerEvent(c *container, typ runtimeapi.ContainerEvent
 	if !s.events.active() {
 		return
 	}
+	// A pod already removed has no status: kubelet ignores such an event and relists.
+	podSt, _, _ := s.PodStatus(c.meta.PodID, false)
+	s.emitEvent(c.meta.ID, c.meta.PodID, typ, podSt)
+}
+
+// emitPodEvent publishes a pod sandbox's own changes as container events on the pod's
+// id, as kubelet's evented PLEG expects of the sandbox (containerd reports its sandbox
+// containers the same way). podSt is the pod's status; for DELETED, the last one.
+func (s *Service) emitPodEvent(podID string, typ runtimeapi.ContainerEventType, podSt *runtimeapi.PodSandboxStatus) {
+	if !s.events.active() {
+		return
+	}
+	if podSt == nil {
+		podSt, _, _ = s.PodStatus(podID, false)
+	}
+	s.emitEvent(podID, podID, typ, podSt)
+}
+
+func (s *Service) emitEvent(id, podID string, typ runtimeapi.ContainerEventType, podSt *runtimeapi.PodSandboxStatus) {
 	ev := &runtimeapi.ContainerEventResponse{
-		ContainerId:        c.meta.ID,
+		ContainerId:        id,
 		ContainerEventType: typ,
 		CreatedAt:          time.Now().UnixNano(),
+		PodSandboxStatus:   podSt,
 	}
-	// A pod already removed has no status: kubelet ignores such an event and relists.
-	if st, _, err := s.PodStatus(c.meta.PodID, false); err == nil {
-		ev.PodSandboxStatus = st
-	}
-	ctrs := s.podContainers(c.meta.PodID)
+	ctrs := s.podContainers(podID)
 	// Oldest first, as kubelet would list them: the map's order would change per event.
 	slices.SortFunc(ctrs, func(a, b *container) int {
 		return cmp.Or(cmp.Compare(a.meta.CreatedAt, b.meta.CreatedAt), strings.Compare(a.meta.ID, b.meta.ID))

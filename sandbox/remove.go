@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	"github.com/berth-runtime/berth/internal/nspin"
 	"github.com/berth-runtime/berth/sandbox/podfiles"
 )
@@ -21,7 +23,15 @@ func (s *Service) RemovePod(ctx context.Context, id string) error {
 		if err := s.eachPodContainer(p, func(c *container) error { return s.removeContainer(ctx, c) }); err != nil {
 			return fmt.Errorf("remove pod sandbox %s: %w", p.meta.ID, err)
 		}
-		return s.remove(ctx, p)
+		var last *runtimeapi.PodSandboxStatus
+		if s.events.active() {
+			last, _, _ = s.PodStatus(p.meta.ID, false)
+		}
+		if err := s.remove(ctx, p); err != nil {
+			return err
+		}
+		s.emitPodEvent(p.meta.ID, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, last)
+		return nil
 	})
 }
 

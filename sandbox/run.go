@@ -87,6 +87,8 @@ func (s *Service) create(reqCtx context.Context, res *registrar.Reservation, cfg
 	undo.Release()
 	s.add(p)
 	s.names.Finish(res, nil)
+	s.emitPodEvent(p.meta.ID, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, nil)
+	s.emitPodEvent(p.meta.ID, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, nil)
 	s.log.Info("pod sandbox ready", "id", p.meta.ID, "pod", p.key, "ips", st.IPs,
 		"infra", st.Infra != nil, "took", time.Since(start).Round(time.Microsecond))
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/internal/nspin"
 	"github.com/berth-runtime/berth/sandbox/podfiles"
@@ -22,7 +24,14 @@ func (s *Service) StopPod(ctx context.Context, id string) error {
 		if err := s.stopPodContainers(ctx, p); err != nil {
 			return err
 		}
-		return s.stop(ctx, p)
+		wasReady := p.status().State == StateReady
+		if err := s.stop(ctx, p); err != nil {
+			return err
+		}
+		if wasReady {
+			s.emitPodEvent(p.meta.ID, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, nil)
+		}
+		return nil
 	})
 }
 
