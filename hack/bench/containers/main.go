@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -106,10 +107,17 @@ func setup(ctx context.Context, root string, sharedPID, debug bool) (*env, func(
 	}
 	e := &env{ctx: ctx, dir: root, bridge: "bb" + randHex(4), sharedPID: sharedPID,
 		rawIDs: map[string]bool{}}
-	undo = append(undo, func() { // the raw rows' cgroup parent; runc removes only the leaves
+	// The raw rows' cgroup parent, and berth's default one (/berth, where pods that
+	// name no cgroup parent put their containers) unless it existed before: runc
+	// removes only the leaves.
+	berthBefore, _ := filepath.Glob("/sys/fs/cgroup/*/berth")
+	undo = append(undo, func() {
 		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + rawCgroupParent)
-		for _, d := range dirs {
-			_ = os.Remove(d)
+		berthNow, _ := filepath.Glob("/sys/fs/cgroup/*/berth")
+		for _, d := range append(dirs, berthNow...) {
+			if !slices.Contains(berthBefore, d) {
+				_ = os.Remove(d) // only when empty
+			}
 		}
 	})
 	const fwd = "/proc/sys/net/ipv4/ip_forward"
