@@ -53,6 +53,8 @@ type Options struct {
 	Streaming StreamingService
 	// Telemetry serves pod stats and container events; nil answers them Unimplemented.
 	Telemetry TelemetryService
+	// Metrics serves the CRI pod sandbox metrics; nil answers them Unimplemented.
+	Metrics MetricsService
 	// Handlers are the configured OCI runtimes; DefaultHandler is the one used when a
 	// pod names none.
 	Handlers       []RuntimeHandler

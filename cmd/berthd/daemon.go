@@ -72,6 +72,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Containers:      pods,
 		Streaming:       streaming,
 		Telemetry:       pods,
+		Metrics:         pods,
 		Handlers:        handlers,
 		DefaultHandler:  cfg.DefaultRuntime,
 		CgroupDriver:    cfg.CgroupDriver,
