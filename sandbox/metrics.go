@@ -331,7 +331,7 @@ func (s *Service) podNetworkMetrics(p *pod) []*runtimeapi.Metric {
 		return nil
 	}
 	podPath, _ := cgroups.PodPath(s.cfg.Cgroups.Driver(), p.opts.cgroupParent)
-	l := &metricList{base: []string{"", podPath, "", p.meta.ID}}
+	base := []string{"", podPath, "", p.meta.ID}
 	var ifs []netDevCounters
 	if st.Namespaces.Net != "" {
 		err := nspin.Run(st.Namespaces.Net, nspin.Net, func() error {
@@ -351,6 +351,12 @@ func (s *Service) podNetworkMetrics(p *pod) []*runtimeapi.Metric {
 	if len(ifs) == 0 {
 		ifs = []netDevCounters{{name: defaultInterface}}
 	}
+	return networkMetrics(base, ifs)
+}
+
+// networkMetrics makes the network series of interfaces ifs (columns of /proc/net/dev).
+func networkMetrics(base []string, ifs []netDevCounters) []*runtimeapi.Metric {
+	l := &metricList{base: base}
 	for _, i := range ifs {
 		l.add("container_network_receive_bytes_total", i.v[0], i.name)
 		l.add("container_network_receive_packets_total", i.v[1], i.name)

@@ -34,9 +34,7 @@ type cgroupSample struct {
 
 // ioDevice is one block device's I/O by the cgroup.
 type ioDevice struct {
-	major, minor       uint64
-	readBytes, reads   uint64
-	writeBytes, writes uint64
+	major, minor, readBytes, reads, writeBytes, writes uint64
 }
 
 // userHZ is the unit of cpuacct.stat: the kernel reports it in USER_HZ ticks, which
@@ -322,13 +320,15 @@ func readProcCounts(procRoot, procsFile string) procCounts {
 			continue
 		}
 		dir := filepath.Join(procRoot, pid)
+		tasks, err := os.ReadDir(filepath.Join(dir, "task"))
+		if err != nil {
+			continue // exited since the cgroup listed it
+		}
 		if c.processes == 0 {
 			c.nofileSoft = readNofileSoft(filepath.Join(dir, "limits"))
 		}
 		c.processes++
-		if tasks, err := os.ReadDir(filepath.Join(dir, "task")); err == nil {
-			c.threads += uint64(len(tasks))
-		}
+		c.threads += uint64(len(tasks))
 		fds, err := os.ReadDir(filepath.Join(dir, "fd"))
 		if err != nil {
 			continue
