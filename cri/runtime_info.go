@@ -56,7 +56,9 @@ func (r *runtimeService) Status(_ context.Context, req *runtimeapi.StatusRequest
 			condition(runtimeapi.RuntimeReady, "RuntimeNotReady", r.opts.RuntimeReady),
 			condition(runtimeapi.NetworkReady, "NetworkPluginNotReady", r.opts.NetworkReady),
 		}},
-		Features: &runtimeapi.RuntimeFeatures{},
+		// Containers resolve their groups themselves (sandbox/spec.ResolveUser), so the
+		// Merge and Strict policies hold whatever the OCI runtime is.
+		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: r.opts.Containers != nil},
 	}
 	for _, h := range r.opts.Handlers {
 		features := &runtimeapi.RuntimeHandlerFeatures{

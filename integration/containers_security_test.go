@@ -41,7 +41,7 @@ func TestContainerUsers(t *testing.T) {
 		image     string
 		sc        func(*runtimeapi.LinuxContainerSecurityContext)
 		uid, gid  int64
-		groups    []int64 // supplementary groups, in ContainerStatus.user
+		groups    []int64 // supplementary groups besides the primary one (which comes first)
 		idContain string  // part of id's output
 	}{
 		{"default root", busyboxRef, nil, 0, 0, []int64{10}, "uid=0(root) gid=0(root)"},
@@ -86,8 +86,11 @@ func TestContainerUsers(t *testing.T) {
 			if got := strings.Fields(e.procStatus(t, id, "Gid")); !slices.Equal(got, []string{gid, gid, gid, gid}) {
 				t.Errorf("Gid: %q, want %s", got, gid)
 			}
+			// The primary group is a supplementary one too, as Docker and containerd
+			// set them and as the conformance suite expects.
+			groups := append([]int64{tc.gid}, tc.groups...)
 			var want []string
-			for _, g := range tc.groups {
+			for _, g := range groups {
 				want = append(want, strconv.FormatInt(g, 10))
 			}
 			got := strings.Fields(e.procStatus(t, id, "Groups"))
@@ -97,8 +100,8 @@ func TestContainerUsers(t *testing.T) {
 				t.Errorf("Groups: %q, want %q", got, want)
 			}
 			u := e.status(t, id).GetUser().GetLinux()
-			if u.GetUid() != tc.uid || u.GetGid() != tc.gid || !slices.Equal(u.GetSupplementalGroups(), tc.groups) {
-				t.Errorf("ContainerStatus.user = %v, want uid %d gid %d groups %v", u, tc.uid, tc.gid, tc.groups)
+			if u.GetUid() != tc.uid || u.GetGid() != tc.gid || !slices.Equal(u.GetSupplementalGroups(), groups) {
+				t.Errorf("ContainerStatus.user = %v, want uid %d gid %d groups %v", u, tc.uid, tc.gid, groups)
 			}
 			e.remove(t, id)
 		})

@@ -23,8 +23,8 @@ import (
 // <rootfs>/etc/passwd and /etc/group, opened so that no path component, not
 // even a symlink, can leave rootfs. A numeric uid absent from passwd gets
 // gid 0; an unknown name is InvalidArgument. Supplemental groups are the
-// user's /etc/group memberships plus the CRI's supplemental_groups (policy
-// Merge, the default) or the CRI's alone (Strict).
+// primary group, then the user's /etc/group memberships (policy Merge, the default;
+// not with Strict), then the CRI's supplemental_groups.
 func ResolveUser(rootfs string, sc *runtimeapi.LinuxContainerSecurityContext, imageUser string) (specs.User, error) {
 	userPart, groupPart, _ := strings.Cut(imageUser, ":")
 	if sc.GetRunAsUser() != nil {
@@ -97,8 +97,11 @@ func ResolveUser(rootfs string, sc *runtimeapi.LinuxContainerSecurityContext, im
 		}
 		extra = append(extra, gid)
 	}
+	// The primary group is among the supplementary ones, as Docker and containerd set
+	// them and as kubelet expects ContainerStatus.user to report them.
+	u.AdditionalGids = []uint32{u.GID}
 	for _, g := range extra {
-		if g != u.GID && !slices.Contains(u.AdditionalGids, g) {
+		if !slices.Contains(u.AdditionalGids, g) {
 			u.AdditionalGids = append(u.AdditionalGids, g)
 		}
 	}
