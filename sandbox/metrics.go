@@ -135,14 +135,8 @@ func (s *Service) ListPodSandboxMetrics() []*runtimeapi.PodSandboxMetrics {
 	return out
 }
 
-// cgroupRoot is where the Manager's hierarchies are mounted, found from the one path
-// it exposes (root/memory/memory.oom_control on v1, root/memory.events on v2).
-func (s *Service) cgroupRoot() string {
-	if s.cfg.Cgroups.Mode().V2() {
-		return filepath.Dir(s.cfg.Cgroups.OOMFile("/"))
-	}
-	return filepath.Dir(filepath.Dir(s.cfg.Cgroups.OOMFile("/")))
-}
+// cgroupRoot is where the Manager's hierarchies are mounted.
+func (s *Service) cgroupRoot() string { return s.cfg.Cgroups.Root() }
 
 func (s *Service) containerMetrics(p *pod, c *container, now time.Time) []*runtimeapi.Metric {
 	cg := &cgroupSample{}

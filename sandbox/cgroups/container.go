@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 )
 
+// Root is where the hierarchies are mounted (/sys/fs/cgroup, or a test's fake).
+func (m *Manager) Root() string { return m.root }
+
 // OOMFile is the file whose "oom_kill N" line counts the OOM kills in the cgroup at rel
 // (relative to the hierarchy root, as Names.ContainerPath): memory.oom_control on v1,
 // memory.events on v2. A container's monitor reads it when the container exits.
