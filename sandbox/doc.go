@@ -1,13 +1,19 @@
-// Package sandbox runs kubelet's pod sandboxes: RunPodSandbox, StopPodSandbox,
-// RemovePodSandbox, PodSandboxStatus, ListPodSandbox and UpdatePodSandboxResources
-// (Service), and recovery of the pods an earlier berthd left. It takes and returns the
-// CRI types, which are the contract, and owns every check about the domain (namespace
-// modes, sysctls, hostname, DNS, ports, log directory, cgroup parent, runtime handler);
-// errors carry internal/errdefs classes.
+// Package sandbox runs kubelet's pod sandboxes and their containers (Service): the pod
+// RPCs (RunPodSandbox, StopPodSandbox, RemovePodSandbox, PodSandboxStatus,
+// ListPodSandbox, UpdatePodSandboxResources), the container RPCs (see
+// doc_containers.go), the streaming sessions' domain side, stats, metrics and events,
+// and recovery of what an earlier berthd left. It takes and returns the CRI types,
+// which are the contract, and owns every check about the domain (namespace modes,
+// sysctls, hostname, DNS, ports, log directory, cgroup parent, runtime handler, users,
+// mounts, devices); errors carry internal/errdefs classes.
 //
 // Sub-packages: store (durable records), registrar (name reservations), cleanup (the
 // undo stack), podfiles (hostname, hosts, resolv.conf, shm), sysctl, infra (the pause
-// container), cgroups, runtime (the OCI runtime driver), pause (the pause executable).
+// container), cgroups, runtime (the OCI runtime driver), pause (the pause executable),
+// spec (OCI spec options), rootfs (overlay root filesystems), monitor (the container
+// monitor and its client).
+//
+// This file is about pods; doc_containers.go about containers.
 //
 // # States
 //
