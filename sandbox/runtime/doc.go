@@ -32,6 +32,12 @@
 // every holder of them; a background child that keeps them open makes Exec give up 2 s
 // after the process has exited, with an error, as the exit code is then lost.
 //
+// So when the caller is a child subreaper (berthd is) and wants no terminal, Exec runs
+// `exec --detach` instead (execdetach.go): the runtime hands the process berth's own
+// pipes and exits once it runs; the orphaned process becomes the caller's child, whose
+// exit status wait4 gives the moment it exits. The output is read for 2 s more at most,
+// and the exit code is kept whatever a background child still holds.
+//
 // # Contracts the pod code relies on
 //
 //   - Idempotent teardown: Kill of an absent or stopped container and Delete of an

@@ -73,6 +73,9 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOptions) (exitCode 
 		return -1, r.fail(ctx, c, "", err)
 	}
 	defer os.RemoveAll(c.scratch)
+	if !o.Tty && childSubreaper() {
+		return r.execDetached(ctx, c, o)
+	}
 	pidFile := filepath.Join(c.scratch, "pid")
 	logPath := filepath.Join(c.scratch, "log.json")
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-runtime/berth/hack/testimages"
 	"github.com/berth-runtime/berth/internal/errdefs"
@@ -92,17 +93,7 @@ func TestRuncExec(t *testing.T) {
 	runBusybox(t, env, rt, rootfs, "stopped", "sh", "-c", "exit 0")
 	waitStatus(t, rt, "stopped", runtime.StatusStopped)
 
-	tests := []struct {
-		name       string
-		id         string
-		opts       runtime.ExecOptions
-		timeout    time.Duration
-		wantCode   int32
-		wantOut    string
-		wantErrOut string
-		wantErr    error  // matched with errors.Is; nil: no error
-		wantMsg    string // in the error
-	}{
+	tests := []execCase{
 		{name: "stdout and stderr", opts: runtime.ExecOptions{Args: []string{"sh", "-c", "echo out; echo err >&2"}}, wantOut: "out\n", wantErrOut: "err\n"},
 		{name: "exit code", opts: runtime.ExecOptions{Args: []string{"sh", "-c", "echo bye; exit 7"}}, wantCode: 7, wantOut: "bye\n"},
 		{name: "exit 255 is the process's", opts: runtime.ExecOptions{Args: []string{"sh", "-c", "exit 255"}}, wantCode: 255},
@@ -121,8 +112,51 @@ func TestRuncExec(t *testing.T) {
 		{name: "absent container", id: "absent", opts: runtime.ExecOptions{Args: []string{"sh"}}, wantErr: errdefs.ErrNotFound},
 		{name: "no command", wantErr: errdefs.ErrInvalidArgument},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	// Detached: berthd is a child subreaper, and then Exec runs `exec --detach` and
+	// reaps the process itself (execdetach.go); the background child holding the output
+	// no longer costs the exit code.
+	for _, detached := range []bool{false, true} {
+		setSubreaper(t, detached)
+		for _, tt := range tests {
+			if detached && tt.name == "background child holds stdout" {
+				tt.wantMsg, tt.wantOut = "", "started\n"
+			}
+			if in, ok := tt.opts.Stdin.(*strings.Reader); ok {
+				_, _ = in.Seek(0, 0) // read by the first pass
+			}
+			runExecCase(t, rt, id, detached, tt)
+		}
+	}
+	setSubreaper(t, false)
+
+	// The timed-out exec left no process behind, and the container is still running.
+	for _, cmd := range containerProcs(t, env, id) {
+		if cmd == "sleep 10" {
+			t.Errorf("timed-out exec left %q in the container", cmd)
+		}
+	}
+	waitStatus(t, rt, id, runtime.StatusRunning)
+}
+
+// setSubreaper makes the test process a child subreaper, as berthd is, or not.
+func setSubreaper(t *testing.T, on bool) {
+	t.Helper()
+	v := 0
+	if on {
+		v = 1
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, uintptr(v), 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func runExecCase(t *testing.T, rt *runtime.Runtime, id string, detached bool, tt execCase) {
+	name := tt.name
+	if detached {
+		name += " (detached)"
+	}
+	{
+		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			if tt.timeout > 0 {
 				var cancel context.CancelFunc
@@ -168,14 +202,18 @@ func TestRuncExec(t *testing.T) {
 			}
 		})
 	}
+}
 
-	// The timed-out exec left no process behind, and the container is still running.
-	for _, cmd := range containerProcs(t, env, id) {
-		if cmd == "sleep 10" {
-			t.Errorf("timed-out exec left %q in the container", cmd)
-		}
-	}
-	waitStatus(t, rt, id, runtime.StatusRunning)
+type execCase struct {
+	name       string
+	id         string
+	opts       runtime.ExecOptions
+	timeout    time.Duration
+	wantCode   int32
+	wantOut    string
+	wantErrOut string
+	wantErr    error  // matched with errors.Is; nil: no error
+	wantMsg    string // in the error
 }
 
 func errString(err error) string {
