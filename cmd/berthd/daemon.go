@@ -17,6 +17,7 @@ import (
 	"github.com/berth-runtime/berth/cri"
 	"github.com/berth-runtime/berth/image"
 	"github.com/berth-runtime/berth/internal/config"
+	"github.com/berth-runtime/berth/internal/memtrim"
 	"github.com/berth-runtime/berth/network"
 	"github.com/berth-runtime/berth/sandbox"
 	"github.com/berth-runtime/berth/sandbox/runtime"
@@ -88,6 +89,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer os.Remove(socket)
 	srv.Ready()
+	memtrim.Text() // start-up is over: let go of the executable's pages it mapped
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	log.Info("berthd serving the CRI", "listen", cfg.Listen, "root", cfg.Root, "state", cfg.State, "pid", os.Getpid())

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/internal/memtrim"
 )
 
 // syncFD is the descriptor of Launch's sync pipe in the monitor.
@@ -57,6 +59,7 @@ func Main(args []string) int {
 		return 1
 	}
 	m.report(report{PID: m.pid})
+	memtrim.Text() // the start-up is over; a monitor lives as long as its container
 	m.run()
 	return 0
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+
+	"github.com/berth-runtime/berth/internal/memtrim"
 )
 
 // startOp is a prepared monitor's start (or abort) request, answered by the main
@@ -49,6 +51,7 @@ func (m *monitor) prepared() int {
 		return 1
 	}
 	m.ctl.answer(op.conn, mustJSON(report{PID: m.pid}))
+	memtrim.Text() // the start-up is over; a monitor lives as long as its container
 	m.run()
 	return 0
 }
