@@ -23,7 +23,8 @@ import (
 type ContainerState string
 
 const (
-	// ContainerCreated: the OCI runtime created it; its process waits for Start.
+	// ContainerCreated: its bundle, root filesystem and waiting monitor exist; the OCI
+	// runtime knows nothing of it until StartContainer.
 	ContainerCreated ContainerState = "created"
 	// ContainerRunning: started, not known to have exited.
 	ContainerRunning ContainerState = "running"

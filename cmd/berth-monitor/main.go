@@ -1,5 +1,5 @@
 // Command berth-monitor is the per-container monitor berthd starts for each container:
-// it runs the OCI runtime's create, holds the container's stdio, writes its CRI log and
+// it runs the container through the OCI runtime, holds its stdio, writes its CRI log and
 // records its exit. See package sandbox/monitor, which is all of it.
 package main
 

@@ -97,7 +97,7 @@ func (m *monitor) setup() error {
 	}
 	m.cfg = cfg
 	m.diag.SetPrefix(fmt.Sprintf("monitor %.12s: ", cfg.ID))
-	// The container's init is orphaned when `runtime create` exits; as a subreaper the
+	// The container's init is orphaned when the runtime exits; as a subreaper the
 	// monitor inherits it and can wait4 for its status.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("set child subreaper: %w", err)
