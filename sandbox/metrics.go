@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/berth-runtime/berth/internal/nspin"
 	"github.com/berth-runtime/berth/sandbox/cgroups"
 )
 
@@ -328,18 +327,9 @@ func (s *Service) podNetworkMetrics(p *pod) []*runtimeapi.Metric {
 	base := []string{"", podPath, "", p.meta.ID}
 	var ifs []netDevCounters
 	if st.Namespaces.Net != "" {
-		err := nspin.Run(st.Namespaces.Net, nspin.Net, func() error {
-			f, err := os.Open("/proc/thread-self/net/dev") // see netnsInterfaces
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			ifs, err = parseNetDevCounters(f)
-			return err
-		})
-		if err != nil {
+		var err error
+		if ifs, err = netnsDevCounters(st.Namespaces.Net); err != nil {
 			s.log.Debug("pod metrics: network unreadable", "id", p.meta.ID, "error", err)
-			ifs = nil
 		}
 	}
 	if len(ifs) == 0 {

@@ -2,8 +2,6 @@ package sandbox
 
 import (
 	"bufio"
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -359,40 +357,4 @@ func readNofileSoft(path string) uint64 {
 		}
 	}
 	return 0
-}
-
-// netDevCounters is one interface's sixteen /proc/net/dev counters, in file order.
-type netDevCounters struct {
-	name string
-	v    [16]uint64
-}
-
-// parseNetDevCounters reads /proc/net/dev like parseNetDev, keeping the packet and
-// drop counters that PodSandboxStats has no field for; the loopback is left out.
-func parseNetDevCounters(r io.Reader) ([]netDevCounters, error) {
-	var out []netDevCounters
-	sc := bufio.NewScanner(r)
-	for line := 0; sc.Scan(); line++ {
-		if line < 2 {
-			continue
-		}
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		name = strings.TrimSpace(name)
-		f := strings.Fields(rest)
-		if !ok || name == "" || len(f) < 16 {
-			return nil, fmt.Errorf("net/dev line %d: malformed", line+1)
-		}
-		c := netDevCounters{name: name}
-		for i := range c.v {
-			n, err := strconv.ParseUint(f[i], 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("net/dev line %d: %w", line+1, err)
-			}
-			c.v[i] = n
-		}
-		if name != "lo" {
-			out = append(out, c)
-		}
-	}
-	return out, sc.Err()
 }

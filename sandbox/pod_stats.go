@@ -125,58 +125,86 @@ type ifaceStats struct {
 }
 
 // netnsInterfaces reads the interface counters of the network namespace pinned at
-// path. /proc/thread-self/net/dev is resolved in the reading thread's namespace (unlike
+// path, as PodSandboxStats reports them.
+func netnsInterfaces(path string) ([]ifaceStats, error) {
+	cs, err := netnsDevCounters(path)
+	if err != nil {
+		return nil, err
+	}
+	return ifaceStatsOf(cs), nil
+}
+
+// netnsDevCounters reads /proc/net/dev of the network namespace pinned at path.
+// /proc/thread-self/net/dev is resolved in the reading thread's namespace (unlike
 // /proc/net, which follows the process's main thread, and /sys/class/net, which follows
 // the namespace sysfs was mounted in), so a thread that entered the pod's namespace
 // reads the pod's interfaces without a fork or a mount.
-func netnsInterfaces(path string) ([]ifaceStats, error) {
-	var ifs []ifaceStats
+func netnsDevCounters(path string) ([]netDevCounters, error) {
+	var cs []netDevCounters
 	err := nspin.Run(path, nspin.Net, func() error {
 		f, err := os.Open("/proc/thread-self/net/dev")
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		ifs, err = parseNetDev(f)
+		cs, err = parseNetDevCounters(f)
 		return err
 	})
-	return ifs, err
+	return cs, err
 }
 
-// parseNetDev reads the format of /proc/net/dev: two header lines, then one line per
-// interface, "name: " and eight receive then eight transmit counters. The loopback is
-// left out: traffic within the pod is not the pod's network usage.
+// parseNetDev reads /proc/net/dev into the four counters PodSandboxStats has fields
+// for; the loopback is left out.
 func parseNetDev(r io.Reader) ([]ifaceStats, error) {
+	cs, err := parseNetDevCounters(r)
+	if err != nil {
+		return nil, err
+	}
+	return ifaceStatsOf(cs), nil
+}
+
+func ifaceStatsOf(cs []netDevCounters) []ifaceStats {
 	var out []ifaceStats
+	for _, c := range cs {
+		// Columns: rx bytes, packets, errs, ...; tx from the ninth on.
+		out = append(out, ifaceStats{name: c.name, rxBytes: c.v[0], rxErrors: c.v[2], txBytes: c.v[8], txErrors: c.v[10]})
+	}
+	return out
+}
+
+// netDevCounters is one interface's sixteen /proc/net/dev counters, in file order.
+type netDevCounters struct {
+	name string
+	v    [16]uint64
+}
+
+// parseNetDevCounters reads the format of /proc/net/dev: two header lines, then one
+// line per interface, "name: " and eight receive then eight transmit counters. The
+// loopback is left out: traffic within the pod is not the pod's network usage.
+func parseNetDevCounters(r io.Reader) ([]netDevCounters, error) {
+	var out []netDevCounters
 	sc := bufio.NewScanner(r)
 	for line := 0; sc.Scan(); line++ {
 		if line < 2 {
 			continue
 		}
 		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			return nil, fmt.Errorf("net/dev line %d: no interface name", line+1)
-		}
 		name = strings.TrimSpace(name)
-		if name == "" {
-			return nil, fmt.Errorf("net/dev line %d: empty interface name", line+1)
-		}
 		f := strings.Fields(rest)
-		if len(f) < 16 {
-			return nil, fmt.Errorf("net/dev line %d: %d counters, want 16", line+1, len(f))
+		if !ok || name == "" || len(f) < 16 {
+			return nil, fmt.Errorf("net/dev line %d: malformed", line+1)
 		}
-		var v [4]uint64
-		for i, col := range []int{0, 2, 8, 10} { // rx bytes, rx errs, tx bytes, tx errs
-			n, err := strconv.ParseUint(f[col], 10, 64)
+		c := netDevCounters{name: name}
+		for i := range c.v {
+			n, err := strconv.ParseUint(f[i], 10, 64)
 			if err != nil {
 				return nil, fmt.Errorf("net/dev line %d: %w", line+1, err)
 			}
-			v[i] = n
+			c.v[i] = n
 		}
-		if name == "lo" {
-			continue
+		if name != "lo" {
+			out = append(out, c)
 		}
-		out = append(out, ifaceStats{name: name, rxBytes: v[0], rxErrors: v[1], txBytes: v[2], txErrors: v[3]})
 	}
 	return out, sc.Err()
 }
