@@ -82,6 +82,14 @@ const startErrorCode = 128
 // STOPSIGNAL, else SIGTERM), then after timeout seconds SIGKILL to every process in
 // it. A timeout of 0 kills at once. Stopping an absent or exited container succeeds.
 func (s *Service) StopContainer(ctx context.Context, id string, timeout int64) error {
+	return s.idempotentContainer(id, func(c *container) error {
+		return s.stopContainer(ctx, c, time.Duration(max(timeout, 0))*time.Second)
+	})
+}
+
+// idempotentContainer runs op on the container with its operation lock held. An absent
+// (or just removed) container is not an error: Stop and Remove are idempotent.
+func (s *Service) idempotentContainer(id string, op func(*container) error) error {
 	c, err := s.getContainer(id)
 	if errdefs.IsNotFound(err) {
 		return nil
@@ -94,7 +102,7 @@ func (s *Service) StopContainer(ctx context.Context, id string, timeout int64) e
 	if c.removed {
 		return nil
 	}
-	return s.stopContainer(ctx, c, time.Duration(max(timeout, 0))*time.Second)
+	return op(c)
 }
 
 // stopContainer signals the container and waits for its exit to be recorded. c.op must
@@ -188,19 +196,7 @@ func parseSignal(name string) (syscall.Signal, error) {
 // RemoveContainer removes a container, stopping it first (at once) if it runs.
 // Removing an absent container succeeds.
 func (s *Service) RemoveContainer(ctx context.Context, id string) error {
-	c, err := s.getContainer(id)
-	if errdefs.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	c.op.Lock()
-	defer c.op.Unlock()
-	if c.removed {
-		return nil
-	}
-	return s.removeContainer(ctx, c)
+	return s.idempotentContainer(id, func(c *container) error { return s.removeContainer(ctx, c) })
 }
 
 // removeContainer releases everything of the container, last made first. What fails
