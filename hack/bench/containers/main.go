@@ -22,6 +22,7 @@ import (
 
 	"github.com/berth-runtime/berth/hack/testimages"
 	"github.com/berth-runtime/berth/image"
+	"github.com/berth-runtime/berth/internal/imagelease"
 	"github.com/berth-runtime/berth/internal/oomscore"
 	"github.com/berth-runtime/berth/network"
 	"github.com/berth-runtime/berth/sandbox"
@@ -178,7 +179,7 @@ func setup(ctx context.Context, root string, sharedPID, debug bool) (*env, func(
 		OOMScoreAdj: clamp,
 		Log:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 
-		Images:             imageLeases{e.images},
+		Images:             imagelease.Leases{Service: e.images},
 		MonitorPath:        monitorPath,
 		ContainerRecordDir: filepath.Join(root, "records", "containers"),
 		ContainerStateDir:  filepath.Join(root, "state", "containers"),
