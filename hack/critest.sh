@@ -11,7 +11,7 @@
 # ./cmd/berthd), CRITEST_PARALLEL (default 1; more needs the ginkgo CLI in
 # PATH), CRITEST_VERBOSE=1 (all of critest's output), CRITEST_ARTIFACTS (where
 # the JUnit report and the logs of the last run are kept; default
-# hack/.cache/critest).
+# _output/critest).
 # Needs root. Never talks to anything but 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,11 +25,15 @@ export PATH="/usr/local/go/bin:$PATH"
 
 cache="$repo/hack/.cache"
 bin="$cache/bin"
-artifacts="${CRITEST_ARTIFACTS:-$cache/critest}"
+# berthd and the project's own helpers are built per checkout: hack/.cache may be a
+# machine-wide cache shared by several checkouts (CI links it), and one checkout's berthd
+# must never be tested by another's run.
+own="$repo/_output/bin"
+artifacts="${CRITEST_ARTIFACTS:-$repo/_output/critest}"
 ratchet="$repo/hack/critest-pass.txt"
 images_file="$repo/hack/critest-images.yaml"
 parallel="${CRITEST_PARALLEL:-1}"
-mkdir -p "$bin" "$artifacts"
+mkdir -p "$bin" "$own" "$artifacts"
 
 log() { printf 'critest.sh: %s\n' "$*" >&2; }
 
@@ -55,7 +59,7 @@ if [ ! -x "$critest" ]; then
 	log "building critest $cri_version"
 	(cd hack/tools && go test -c -o "$critest.tmp.$$" sigs.k8s.io/cri-tools/cmd/critest) && mv -f "$critest.tmp.$$" "$critest"
 fi
-berthd="${BERTHD:-$bin/berthd}"
+berthd="${BERTHD:-$own/berthd}"
 if [ -z "${BERTHD:-}" ]; then
 	log "building berthd"
 	build "$berthd" ./cmd/berthd
@@ -64,8 +68,8 @@ fi
 log "building berth-monitor"
 CGO_ENABLED=0 build "$(dirname "$berthd")/berth-monitor" ./cmd/berth-monitor
 log "building testregistry, critestreport"
-build "$bin/testregistry" ./hack/cmd/testregistry
-build "$bin/critestreport" ./hack/cmd/critestreport
+build "$own/testregistry" ./hack/cmd/testregistry
+build "$own/critestreport" ./hack/cmd/critestreport
 
 # --- run directory and cleanup.
 tmp=$(mktemp -d /tmp/berth-critest.XXXXXX)
@@ -164,7 +168,7 @@ trap 'exit 143' TERM
 
 # --- test registry.
 : >"$tmp/registry.out"
-"$bin/testregistry" -addr 127.0.0.1:0 >"$tmp/registry.out" 2>"$tmp/registry.log" &
+"$own/testregistry" -addr 127.0.0.1:0 >"$tmp/registry.out" 2>"$tmp/registry.log" &
 registry_pid=$!
 registry=""
 for ((i = 0; i < 3000; i++)); do # building busybox the first time takes a minute or two
@@ -311,7 +315,7 @@ if [ ! -s "$tmp/junit.xml" ]; then
 	berthd_failed "no report"
 fi
 report_rc=0
-"$bin/critestreport" "${report_args[@]}" || report_rc=$?
+"$own/critestreport" "${report_args[@]}" || report_rc=$?
 if [ "$report_rc" != 0 ]; then
 	log "berthd's log: $artifacts/berthd.log; last lines:"
 	tail -n 30 "$tmp/berthd.log" >&2
