@@ -31,7 +31,7 @@
 //
 // "creating" is recorded only when the create made something the pod's id does not
 // lead back to (a pod cgroup berth made); a record without a status means the same. At
-// start-up (recover.go) such a record is undone; a [ready] record whose pause or network
+// start-up (pod_recover.go) such a record is undone; a [ready] record whose pause or network
 // namespace is gone is reported NOTREADY; a status that cannot be read is [unknown],
 // reported NOTREADY, and Stop/Remove release whatever they find of it.
 //

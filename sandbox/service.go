@@ -125,7 +125,7 @@ const infraOOMScoreAdj = -998
 // undoTimeout bounds the undo of a failed create and the teardown of recovery.
 const undoTimeout = time.Minute
 
-// New loads the pod records, reconciles them with the node (see recover.go) and returns
+// New loads the pod records, reconciles them with the node (see pod_recover.go) and returns
 // the Service, ready to serve.
 func New(ctx context.Context, cfg Config) (*Service, error) {
 	switch {
