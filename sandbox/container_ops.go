@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/berth-runtime/berth/internal/atomicfile"
 	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/sandbox/cgroups"
 	"github.com/berth-runtime/berth/sandbox/monitor"
@@ -145,11 +146,7 @@ func updateBundle(bundle string, change func(*specs.Spec) error) error {
 	if data, err = json.Marshal(&sp); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, data, 0o600)
 }
 
 // ReopenContainerLog has the container's monitor reopen its log file (kubelet rotated

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/berth-runtime/berth/internal/atomicfile"
 )
 
 // Writer streams one blob into the store. Bytes go to a temporary file while being
@@ -85,7 +87,7 @@ func (w *Writer) Commit() error {
 	if w.s.deferSync {
 		return nil
 	}
-	return syncDir(filepath.Dir(target))
+	return atomicfile.SyncDir(filepath.Dir(target))
 }
 
 // Close discards an uncommitted blob. It is safe to call more than once.
@@ -97,18 +99,6 @@ func (w *Writer) Close() error {
 	if w.f != nil {
 		w.f.Close()
 		os.Remove(w.f.Name())
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-runtime/berth/internal/atomicfile"
 	"github.com/berth-runtime/berth/internal/errdefs"
 )
 
@@ -265,7 +266,7 @@ func (p *Pending) Commit(chainID string, size, inodes int64) (Info, error) {
 		s.infos[chainID] = info
 		return info, nil
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		// The rename happened; a crash may forget it, which only costs a re-fetch.
 		s.log.Warn("fsync of the snapshots directory failed", "error", err)
 	}
@@ -296,13 +297,4 @@ func (p *Pending) flush(info Info) error {
 		return fmt.Errorf("syncfs: %w", err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

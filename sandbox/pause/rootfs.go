@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-runtime/berth/internal/atomicfile"
 	"github.com/berth-runtime/berth/internal/errdefs"
 )
 
@@ -151,7 +152,7 @@ func install(dir string, img image) (string, error) {
 			return "", fmt.Errorf("pause rootfs: %w", err)
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return "", fmt.Errorf("pause rootfs: %w", err)
 	}
 	return final, nil
@@ -186,7 +187,7 @@ func populate(root string, img image) error {
 	if err := writeFile(filepath.Join(root, Path), src, img.size); err != nil {
 		return err
 	}
-	return syncDir(root)
+	return atomicfile.SyncDir(root)
 }
 
 // writeFile writes exactly size bytes of src to a new executable file and syncs it.
@@ -203,14 +204,6 @@ func writeFile(path string, src io.Reader, size int64) error {
 		err = f.Sync()
 	}
 	return errors.Join(err, f.Close())
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
 }
 
 // checkExec fails when dir is on a noexec mount: the OCI runtime could not run pause

@@ -8,7 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
+
+	"github.com/berth-runtime/berth/internal/atomicfile"
 )
 
 // Schema is the format version of the files this package writes. A file with a newer
@@ -88,7 +89,7 @@ func (s *Store[M, S]) Create(id string, meta M) error {
 		err = writeAtomic(dir, metadataFile, data)
 	}
 	if err == nil {
-		err = syncDir(s.dir)
+		err = atomicfile.SyncDir(s.dir)
 	}
 	if err != nil {
 		_ = os.RemoveAll(dir)
@@ -154,7 +155,7 @@ func (s *Store[M, S]) Load() ([]Record[M, S], []error) {
 
 func (s *Store[M, S]) load(id string) (Record[M, S], error) {
 	dir := filepath.Join(s.dir, id)
-	removeTemps(dir)
+	atomicfile.RemoveTemps(dir)
 	rec := Record[M, S]{ID: id}
 	var mf metadataFileV1[M]
 	if err := readJSON(filepath.Join(dir, metadataFile), &mf); err != nil {
@@ -192,47 +193,7 @@ func readJSON(path string, v any) error {
 	return json.Unmarshal(data, v)
 }
 
-const tempPrefix = ".tmp-"
-
 // writeAtomic replaces dir/name with data: temporary file, fsync, rename, fsync of dir.
 func writeAtomic(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, tempPrefix+name+"-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// removeTemps deletes what writes interrupted by a crash left in dir.
-func removeTemps(dir string) {
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), tempPrefix) {
-			_ = os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
+	return atomicfile.WriteFile(filepath.Join(dir, name), data, 0o600)
 }

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/berth-runtime/berth/internal/atomicfile"
 )
 
 type meta struct {
@@ -120,7 +122,7 @@ func TestLoadBrokenRecords(t *testing.T) {
 	}
 	write("good", metadataFile, `{"schema":1,"metadata":{"name":"g"}}`)
 	write("good", statusFile, `{"schema":1,"revision":7,"status":{"state":"ready"}}`)
-	write("good", tempPrefix+statusFile+"-123", `{"half`) // an interrupted write
+	write("good", atomicfile.TempPrefix+statusFile+"-123", `{"half`) // an interrupted write
 	write("badmeta", metadataFile, `{"schema":1,"metadata":`)
 	write("badstatus", metadataFile, `{"schema":1,"metadata":{"name":"b"}}`)
 	write("badstatus", statusFile, `not json`)
@@ -145,7 +147,7 @@ func TestLoadBrokenRecords(t *testing.T) {
 	if r := got["future"]; r.StatusErr == nil || !strings.Contains(r.StatusErr.Error(), "schema 99") {
 		t.Errorf("future = %+v", r)
 	}
-	if _, err := os.Stat(filepath.Join(s.Dir(), "good", tempPrefix+statusFile+"-123")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(s.Dir(), "good", atomicfile.TempPrefix+statusFile+"-123")); !os.IsNotExist(err) {
 		t.Errorf("temporary file survived Load: %v", err)
 	}
 }
