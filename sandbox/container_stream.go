@@ -17,7 +17,9 @@ import (
 )
 
 // TerminalSize is a terminal's size in characters, as a streaming client resizes it.
-type TerminalSize struct{ Width, Height uint16 }
+// It is the monitor's own type, so that resize events reach the monitor's session as
+// they come, with no copy on the way.
+type TerminalSize = monitor.Size
 
 // ExitError is how ExecStream reports a command that ran and exited non-zero: the
 // streaming layer turns it into the exit code the client sees, not into a failure.
@@ -97,11 +99,7 @@ func (s *Service) Attach(ctx context.Context, id string, stdin io.Reader, stdout
 	if !c.config.GetTty() {
 		st.Stderr = stderr
 	}
-	if resize != nil {
-		sizes := make(chan monitor.Size)
-		go forwardResize(ctx, resize, sizes)
-		st.Resize = sizes
-	}
+	st.Resize = resize
 	if err := monitor.Attach(ctx, s.monitorOf(c.meta.ID), st); err != nil {
 		return fmt.Errorf("attach to container %s: %w", c.meta.ID, err)
 	}
@@ -191,26 +189,6 @@ func drainResize(ctx context.Context, resize <-chan TerminalSize) {
 		select {
 		case _, ok := <-resize:
 			if !ok {
-				return
-			}
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// forwardResize passes resize events on to the monitor's session until ctx ends.
-func forwardResize(ctx context.Context, in <-chan TerminalSize, out chan<- monitor.Size) {
-	defer close(out)
-	for {
-		select {
-		case sz, ok := <-in:
-			if !ok {
-				return
-			}
-			select {
-			case out <- monitor.Size{Width: sz.Width, Height: sz.Height}:
-			case <-ctx.Done():
 				return
 			}
 		case <-ctx.Done():
