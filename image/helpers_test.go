@@ -211,9 +211,12 @@ func testLogger(t *testing.T) *slog.Logger {
 // newTestService opens a service on a fresh root; mod adjusts the configuration.
 func newTestService(t *testing.T, mod func(*Config), dial registry.DialFunc) *Service {
 	t.Helper()
-	cfg := Defaults()
-	cfg.Root = filepath.Join(t.TempDir(), "image")
-	cfg.StallTimeout = Duration{5 * time.Second}
+	cfg := Config{
+		Root:                   filepath.Join(t.TempDir(), "image"),
+		MaxConcurrentDownloads: 3,
+		StallTimeout:           5 * time.Second,
+		MaxLayerSize:           16 << 30,
+	}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -310,7 +310,7 @@ func TestStalledLayer(t *testing.T) {
 		}
 		return true
 	})
-	s := newTestService(t, func(c *Config) { c.StallTimeout = Duration{200 * time.Millisecond} }, nil)
+	s := newTestService(t, func(c *Config) { c.StallTimeout = 200 * time.Millisecond }, nil)
 	start := time.Now()
 	_, err := s.Pull(context.Background(), ref, nil)
 	want := "pull " + ref + ": layer " + ld + ": no data received for 200ms"

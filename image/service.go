@@ -39,8 +39,8 @@ type Service struct {
 }
 
 // New opens (creating if needed) the image service's state under cfg.Root, recovers it
-// and cleans what an interrupted run left behind. Zero MaxConcurrentDownloads and
-// StallTimeout take their defaults; MaxLayerSize 0 means no cap, as Config documents.
+// and cleans what an interrupted run left behind. MaxLayerSize 0 means no cap, as
+// Config documents.
 func New(cfg Config, log *slog.Logger) (*Service, error) {
 	return newService(cfg, log, nil)
 }
@@ -53,12 +53,11 @@ func newService(cfg Config, log *slog.Logger, dial registry.DialFunc) (*Service,
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	def := Defaults()
-	if cfg.MaxConcurrentDownloads <= 0 {
-		cfg.MaxConcurrentDownloads = def.MaxConcurrentDownloads
+	if cfg.MaxConcurrentDownloads < 1 {
+		return nil, errdefs.InvalidArgument("image service: max_concurrent_downloads below 1")
 	}
-	if cfg.StallTimeout.Duration <= 0 {
-		cfg.StallTimeout = def.StallTimeout
+	if cfg.StallTimeout <= 0 {
+		return nil, errdefs.InvalidArgument("image service: stall_timeout not positive")
 	}
 	if cfg.MaxLayerSize < 0 {
 		return nil, errdefs.InvalidArgument("image service: negative max_layer_size")
@@ -91,7 +90,7 @@ func newService(cfg Config, log *slog.Logger, dial registry.DialFunc) (*Service,
 func (s *Service) open(dial registry.DialFunc) error {
 	var err error
 	s.resolver, err = registry.New(registryConfig(s.cfg.Registry), registry.Options{
-		StallTimeout: s.cfg.StallTimeout.Duration,
+		StallTimeout: s.cfg.StallTimeout,
 		UserAgent:    "berth",
 		Dial:         dial,
 	})
@@ -183,7 +182,7 @@ func (s *Service) pin(keys ...string) (unpin func()) {
 	}
 }
 
-// registryConfig converts the TOML configuration.
+// registryConfig converts the registry options to the resolver's.
 func registryConfig(c RegistryConfig) registry.Config {
 	out := registry.Config{Mirrors: c.Mirrors, Hosts: map[string]registry.Host{}, MirrorsOnly: c.MirrorsOnly}
 	for host, h := range c.Hosts {

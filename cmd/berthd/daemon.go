@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-runtime/berth/cmd/wiring"
 	"github.com/berth-runtime/berth/cri"
 	"github.com/berth-runtime/berth/image"
 	"github.com/berth-runtime/berth/internal/config"
@@ -40,9 +41,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer unlock()
 
-	imgCfg := cfg.Image
-	imgCfg.Root = filepath.Join(cfg.Root, "image")
-	images, err := image.New(imgCfg, log.With("component", "image"))
+	images, err := image.New(wiring.ImageConfig(cfg.Image, filepath.Join(cfg.Root, "image")), log.With("component", "image"))
 	if err != nil {
 		return fmt.Errorf("image service: %w", err)
 	}

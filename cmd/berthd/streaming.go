@@ -13,7 +13,7 @@ import (
 // pods. The returned stop ends the sessions still open: defer it so that it runs
 // before pods is closed, which the sessions use.
 func startStreaming(cfg config.Streaming, pods *sandbox.Service, log *slog.Logger) (*stream.Server, func(), error) {
-	srv, err := stream.New(cfg, pods)
+	srv, err := stream.New(cfg.Address, pods)
 	if err != nil {
 		return nil, nil, fmt.Errorf("config [streaming]: %w", err)
 	}

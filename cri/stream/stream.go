@@ -13,7 +13,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming"
 
-	"github.com/berth-runtime/berth/internal/config"
 	"github.com/berth-runtime/berth/sandbox"
 )
 
@@ -38,13 +37,13 @@ type Server struct {
 // Sessions last as long as an exec or an attach does, so Stop cannot wait for them.
 const shutdownGrace = 2 * time.Second
 
-// New listens on cfg.Address (loopback only; port 0 picks a free port) and builds the
-// server over rt.
-func New(cfg config.Streaming, rt Runtime) (*Server, error) {
-	if err := checkLoopback(cfg.Address); err != nil {
+// New listens on address (host:port, loopback only; port 0 picks a free port) and
+// builds the server over rt.
+func New(address string, rt Runtime) (*Server, error) {
+	if err := checkLoopback(address); err != nil {
 		return nil, err
 	}
-	lis, err := net.Listen("tcp", cfg.Address)
+	lis, err := net.Listen("tcp", address)
 	if err != nil {
 		return nil, fmt.Errorf("streaming server: %w", err)
 	}

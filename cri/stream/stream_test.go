@@ -14,7 +14,6 @@ import (
 	remotecommand "k8s.io/cri-streaming/pkg/streaming/remotecommand"
 	utilexec "k8s.io/utils/exec"
 
-	"github.com/berth-runtime/berth/internal/config"
 	"github.com/berth-runtime/berth/sandbox"
 )
 
@@ -108,10 +107,10 @@ func (nopRuntime) PortForward(context.Context, string, int32, io.ReadWriteCloser
 }
 
 func TestURLsNameTheBoundPort(t *testing.T) {
-	if _, err := New(config.Streaming{Address: "0.0.0.0:0"}, nopRuntime{}); err == nil {
+	if _, err := New("0.0.0.0:0", nopRuntime{}); err == nil {
 		t.Fatal("New accepted a non-loopback address")
 	}
-	s, err := New(config.Streaming{Address: "127.0.0.1:0"}, nopRuntime{})
+	s, err := New("127.0.0.1:0", nopRuntime{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
-
-	"github.com/berth-runtime/berth/image"
 )
 
 // Default is the commented default configuration, embedded in berthd.
@@ -35,7 +33,7 @@ type Config struct {
 	DefaultRuntime string             `toml:"default_runtime"`
 	MonitorPath    string             `toml:"monitor_path"`
 	Runtimes       map[string]Runtime `toml:"runtimes"`
-	Image          image.Config       `toml:"image"`
+	Image          Image              `toml:"image"`
 	Network        Network            `toml:"network"`
 	Pod            Pod                `toml:"pod"`
 	Streaming      Streaming          `toml:"streaming"`
@@ -46,7 +44,7 @@ type Pod struct {
 	// ShmSize is the size in bytes of each pod's /dev/shm tmpfs.
 	ShmSize int64 `toml:"shm_size"`
 	// CreateTimeout bounds one RunPodSandbox, which goes on past kubelet's deadline.
-	CreateTimeout image.Duration `toml:"create_timeout"`
+	CreateTimeout Duration `toml:"create_timeout"`
 	// RestrictOOMScoreAdj is "auto", "always" or "never" (see default.toml).
 	RestrictOOMScoreAdj string `toml:"restrict_oom_score_adj"`
 }
@@ -178,6 +176,9 @@ func (c Config) Validate() error {
 	}
 	if c.Image.MaxConcurrentDownloads < 1 {
 		errs = append(errs, fmt.Errorf("image.max_concurrent_downloads must be at least 1"))
+	}
+	if c.Image.StallTimeout.Duration <= 0 {
+		errs = append(errs, fmt.Errorf("image.stall_timeout must be positive"))
 	}
 	if c.Pod.ShmSize < 1<<20 {
 		errs = append(errs, fmt.Errorf("pod.shm_size must be at least 1 MiB"))

@@ -20,8 +20,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-runtime/berth/cmd/wiring"
 	"github.com/berth-runtime/berth/hack/testimages"
 	"github.com/berth-runtime/berth/image"
+	"github.com/berth-runtime/berth/internal/config"
 	"github.com/berth-runtime/berth/internal/imagelease"
 	"github.com/berth-runtime/berth/internal/oomscore"
 	"github.com/berth-runtime/berth/network"
@@ -200,8 +202,7 @@ func (e *env) pullBusybox(ctx context.Context, undo *[]func()) error {
 		return err
 	}
 	*undo = append(*undo, func() { _ = reg.Close() })
-	cfg := image.Defaults()
-	cfg.Root = filepath.Join(e.dir, "image")
+	cfg := wiring.ImageConfig(config.Defaults().Image, filepath.Join(e.dir, "image"))
 	cfg.Registry = image.RegistryConfig{
 		MirrorsOnly: true, Mirrors: map[string][]string{},
 		Hosts: map[string]image.HostConfig{reg.Addr(): {PlainHTTP: true}},

@@ -19,9 +19,11 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/berth-runtime/berth/cmd/wiring"
 	"github.com/berth-runtime/berth/hack/bench/benchstats"
 	"github.com/berth-runtime/berth/hack/testimages"
 	"github.com/berth-runtime/berth/image"
+	"github.com/berth-runtime/berth/internal/config"
 )
 
 const ref = "docker.io/library/busybox:latest"
@@ -112,8 +114,7 @@ func run(o options) error {
 	if err := os.Mkdir(b.dir, 0o700); err != nil {
 		return err
 	}
-	cfg := image.Defaults()
-	cfg.Root = filepath.Join(tmp, "image")
+	cfg := wiring.ImageConfig(config.Defaults().Image, filepath.Join(tmp, "image"))
 	cfg.Registry = image.RegistryConfig{
 		Mirrors:     map[string][]string{"docker.io": {reg.URL()}},
 		Hosts:       map[string]image.HostConfig{reg.Addr(): {PlainHTTP: true}},
