@@ -226,3 +226,16 @@ func onFreshThread(fn func() (restored bool, err error)) error {
 	}()
 	return <-done
 }
+
+// Found lists the pin files that exist in dir, whatever their state: what a pod whose
+// record was lost may have left to Remove.
+func Found(dir string) Pinned {
+	p := Pinned{Dir: dir}
+	for _, k := range Kinds {
+		path := filepath.Join(dir, string(k))
+		if _, err := os.Lstat(path); err == nil {
+			p.set(k, path)
+		}
+	}
+	return p
+}
