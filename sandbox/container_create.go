@@ -225,15 +225,18 @@ func (s *Service) buildContainer(ctx context.Context, p *pod, c *container, st *
 }
 
 // mountRootfs mounts the container's root filesystem: through idmapped layers in a
-// user-namespaced pod, whose root must also be able to reach it (its directory 0711:
-// runc resolves the path from inside the namespace).
+// user-namespaced pod, whose root must also be able to reach it (the directories above
+// it 0711, as berthd makes its root and state: runc resolves the path from inside the
+// namespace).
 func (s *Service) mountRootfs(p *pod, id string, layers []string) error {
 	u, userns := p.opts.userns, p.status().Namespaces.User
 	if u == nil || userns == "" {
 		return rootfs.Mount(layers, s.rwDirOf(id), s.rootfsOf(id), false)
 	}
-	if err := os.Chmod(s.ctrDir(id), 0o711); err != nil {
-		return fmt.Errorf("container directory: %w", err)
+	for _, dir := range []string{s.cfg.ContainerStateDir, s.ctrDir(id)} {
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return fmt.Errorf("container directory: %w", err)
+		}
 	}
 	uid, gid := u.hostRoot()
 	return rootfs.MountIDMapped(layers, s.rwDirOf(id), s.rootfsOf(id), userns, rootfs.Owner{UID: uid, GID: gid})
