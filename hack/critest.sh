@@ -73,6 +73,9 @@ build "$own/critestreport" ./hack/cmd/critestreport
 
 # --- run directory and cleanup.
 tmp=$(mktemp -d /tmp/berth-critest.XXXXXX)
+# 0711, as berthd makes its root and state: the root of a user-namespaced pod (no one on
+# the host) must pass through to its root filesystem.
+chmod 0711 "$tmp"
 registry_pid=""
 berthd_pid=""
 
