@@ -8,10 +8,11 @@
 #   CRITEST_UPDATE=1 hack/critest.sh         rewrite the ratchet with the passing set
 #
 # Other knobs: BERTHD (a berthd binary to test instead of building
-# ./cmd/berthd), CRITEST_PARALLEL (default 1; more needs the ginkgo CLI in
-# PATH), CRITEST_VERBOSE=1 (all of critest's output), CRITEST_ARTIFACTS (where
-# the JUnit report and the logs of the last run are kept; default
-# _output/critest).
+# ./cmd/berthd), CRITEST_RUNC (the runc berthd's "runc" handler runs, e.g.
+# /usr/sbin/runc for the distribution's; default: the first runc in $PATH),
+# CRITEST_PARALLEL (default 1; more needs the ginkgo CLI in PATH),
+# CRITEST_VERBOSE=1 (all of critest's output), CRITEST_ARTIFACTS (where the
+# JUnit report and the logs of the last run are kept; default _output/critest).
 # Needs root. Never talks to anything but 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,6 +74,9 @@ build "$own/critestreport" ./hack/cmd/critestreport
 
 # --- run directory and cleanup.
 tmp=$(mktemp -d /tmp/berth-critest.XXXXXX)
+# 0711, as berthd makes its root and state: the root of a user-namespaced pod (no one on
+# the host) must pass through to its root filesystem.
+chmod 0711 "$tmp"
 registry_pid=""
 berthd_pid=""
 
@@ -238,6 +242,9 @@ plain_http = true
 [network]
 conf_dir = "$tmp/net.d"
 EOF
+if [ -n "${CRITEST_RUNC:-}" ]; then
+	printf '\n[runtimes.runc]\npath = "%s"\n' "$CRITEST_RUNC" >>"$tmp/berth.toml"
+fi
 "$berthd" --config "$tmp/berth.toml" --config-dir "$tmp/berth.d" \
 	--root "$tmp/root" --state "$tmp/state" --listen "unix://$sock" --log-level info \
 	>"$tmp/berthd.log" 2>&1 &

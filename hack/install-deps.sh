@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Installs what berthd and its tests need on a Debian/Ubuntu node, skipping what is
 # there: the OCI runtimes, the CNI plugins, iptables, the tools that build the test
-# busybox, and a Go toolchain new enough for go.mod. Idempotent; needs root.
+# busybox, a Go toolchain new enough for go.mod, and runc v1.5.2 built from
+# source as /usr/local/sbin/runc (ahead of the distribution's runc in $PATH; Debian 12's
+# 1.1.5 cannot do the idmapped mounts user-namespaced pods need). Idempotent; needs root.
 #
 #   hack/install-deps.sh          runtime + test dependencies
 #   hack/install-deps.sh --run    only what berthd itself needs to run
 set -euo pipefail
 
-run_pkgs=(runc crun containernetworking-plugins iptables iproute2 ca-certificates)
-test_pkgs=(gcc make dpkg-dev libc6-dev libseccomp-dev pkg-config git)
+# The runc berth installs as /usr/local/sbin/runc; the distribution's stays in /usr/sbin
+# (the integration tests run once more with it). Building it needs cgo and libseccomp.
+runc_version=v1.5.2
+run_pkgs=(runc crun containernetworking-plugins iptables iproute2 ca-certificates
+	gcc libc6-dev libseccomp-dev pkg-config)
+test_pkgs=(make dpkg-dev git)
 
 pkgs=("${run_pkgs[@]}")
 [ "${1:-}" = "--run" ] || pkgs+=("${test_pkgs[@]}")
@@ -39,4 +45,26 @@ if [ "$(printf '%s\n%s\n' "$want_go" "$have_go" | sort -V | head -1)" != "$want_
 	echo "install-deps: Go $have_go is older than $want_go; using GOTOOLCHAIN=go$want_go"
 	echo "install-deps: export GOTOOLCHAIN=go$want_go in your shell as well"
 fi
-echo "install-deps: ok ($(go version))"
+# runc: built once per machine into the tool cache (hack/.cache, a link to
+# /var/cache/berth-ci in CI), then copied to /usr/local/sbin when that copy differs.
+# A lock keeps concurrent runs (several checkouts, one cache) from building it twice.
+cache="$(cd "$(dirname "$0")" && pwd)/.cache/bin"
+runc_cached="$cache/runc-$runc_version"
+mkdir -p "$cache"
+(
+	flock 9
+	if [ ! -x "$runc_cached" ]; then
+		echo "install-deps: building runc $runc_version (go install -tags seccomp)"
+		gobin=$(mktemp -d "$cache/.runc-build.XXXXXX")
+		trap 'rm -rf "$gobin"' EXIT
+		GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" GOBIN="$gobin" CGO_ENABLED=1 \
+			go install -trimpath -tags seccomp "github.com/opencontainers/runc@$runc_version"
+		mv -f "$gobin/runc" "$runc_cached"
+	fi
+) 9>"$cache/.runc.lock"
+if ! cmp -s "$runc_cached" /usr/local/sbin/runc; then
+	echo "install-deps: installing runc $runc_version as /usr/local/sbin/runc"
+	install -D -m 0755 "$runc_cached" /usr/local/sbin/runc.tmp.$$
+	mv -f /usr/local/sbin/runc.tmp.$$ /usr/local/sbin/runc
+fi
+echo "install-deps: ok ($(go version); $(/usr/local/sbin/runc --version | head -n 1) in /usr/local/sbin)"

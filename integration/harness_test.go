@@ -94,6 +94,25 @@ func removeNewCgroups(before map[string]bool) {
 	}
 }
 
+// testRuncEnv names the runc the tests run berthd's "runc" handler with (hack/test.sh
+// runs them once more with the distribution's runc 1.1.5); unset, berthd finds runc
+// in $PATH.
+const testRuncEnv = "BERTH_TEST_RUNC"
+
+// testRunc is the runc binary berthd runs in these tests.
+func testRunc(t testing.TB) string {
+	t.Helper()
+	name := os.Getenv(testRuncEnv)
+	if name == "" {
+		name = "runc"
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("runc: %v", err)
+	}
+	return p
+}
+
 // daemon is one running berthd with its own root, state and socket.
 type daemon struct {
 	t      *testing.T
@@ -129,6 +148,11 @@ func startDaemon(t *testing.T, opts daemonOptions) *daemon {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.RemoveAll(dir) })
+		// As berthd makes its own directories: the root of a user-namespaced pod, no one
+		// on the host, must be able to pass through to its root filesystem.
+		if err := os.Chmod(dir, 0o711); err != nil {
+			t.Fatal(err)
+		}
 	}
 	d := &daemon{
 		t: t, dir: dir,
@@ -137,7 +161,11 @@ func startDaemon(t *testing.T, opts daemonOptions) *daemon {
 		log:    &lockedBuffer{},
 		done:   make(chan struct{}),
 	}
-	if err := os.WriteFile(d.config, []byte(opts.Config), 0o600); err != nil {
+	config := opts.Config
+	if rt := os.Getenv(testRuncEnv); rt != "" && !strings.Contains(config, "[runtimes.runc]") {
+		config = fmt.Sprintf("[runtimes.runc]\npath = %q\n", rt) + config
+	}
+	if err := os.WriteFile(d.config, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	d.cmd = exec.Command(berthdBinary,

@@ -48,7 +48,7 @@ func TestRunPodFailureLeavesNothing(t *testing.T) {
 				n.failPlugin(t, tc.plugin, tc.mode)
 			}
 			if tc.runc != "" {
-				extra += fmt.Sprintf("[runtimes.runc]\npath = %q\n", runtimetest.FailingRuntime(t, "/usr/sbin/runc", tc.runc, tc.mode))
+				extra += fmt.Sprintf("[runtimes.runc]\npath = %q\n", runtimetest.FailingRuntime(t, testRunc(t), tc.runc, tc.mode))
 			}
 			d := startPodDaemon(t, n, extra)
 			ctx := ctxTimeout(t, time.Minute)

@@ -181,7 +181,7 @@ func (s *Service) buildContainer(ctx context.Context, p *pod, c *container, st *
 		c.pending = nil
 		return nil
 	})
-	if err := rootfs.Mount(img.Layers, s.rwDirOf(id), s.rootfsOf(id), false); err != nil {
+	if err := s.mountRootfs(p, id, img.Layers); err != nil {
 		return err
 	}
 	st.Rootfs = true
@@ -222,6 +222,24 @@ func (s *Service) buildContainer(ctx context.Context, p *pod, c *container, st *
 	undo.Push("record", func(context.Context) error { return s.ctrStore.Delete(id) })
 	st.State, st.MonitorPid = ContainerCreated, c.pending.PID
 	return s.recordContainer(c, *st)
+}
+
+// mountRootfs mounts the container's root filesystem: through idmapped layers in a
+// user-namespaced pod, whose root must also be able to reach it (the directories above
+// it 0711, as berthd makes its root and state: runc resolves the path from inside the
+// namespace).
+func (s *Service) mountRootfs(p *pod, id string, layers []string) error {
+	u, userns := p.opts.userns, p.status().Namespaces.User
+	if u == nil || userns == "" {
+		return rootfs.Mount(layers, s.rwDirOf(id), s.rootfsOf(id), false)
+	}
+	for _, dir := range []string{s.cfg.ContainerStateDir, s.ctrDir(id)} {
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return fmt.Errorf("container directory: %w", err)
+		}
+	}
+	uid, gid := u.hostRoot()
+	return rootfs.MountIDMapped(layers, s.rwDirOf(id), s.rootfsOf(id), userns, rootfs.Owner{UID: uid, GID: gid})
 }
 
 // targetPIDNamespace is the PID namespace of the container a TARGET PID mode names.

@@ -124,8 +124,8 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 	return spec.Build(opts...)
 }
 
-// containerNamespaces joins the pod's pinned namespaces, and the PID namespace the
-// container's options ask for.
+// containerNamespaces joins the pod's pinned namespaces (its user namespace too, when it
+// has one), and the PID namespace the container's options ask for.
 func (s *Service) containerNamespaces(in specInput) (spec.Opt, error) {
 	ns := in.podSt.Namespaces
 	pid := spec.PIDContainer
@@ -147,7 +147,19 @@ func (s *Service) containerNamespaces(in specInput) (spec.Opt, error) {
 	default:
 		return nil, errdefs.InvalidArgument(fmt.Sprintf("PID namespace mode %s is unknown", m))
 	}
-	return spec.WithNamespaces(ns.Net, ns.IPC, ns.UTS, pid, pidNS), nil
+	if ns.User == "" {
+		return spec.WithNamespaces(ns.Net, ns.IPC, ns.UTS, pid, pidNS), nil
+	}
+	if pid == spec.PIDHost {
+		return nil, errdefs.InvalidArgument("a container of a pod with its own user namespace cannot use the node's PID namespace")
+	}
+	joinPod, joinUser := spec.WithNamespaces(ns.Net, ns.IPC, ns.UTS, pid, pidNS), spec.WithUserNamespace(ns.User)
+	return func(sp *specs.Spec) error {
+		if err := joinPod(sp); err != nil {
+			return err
+		}
+		return joinUser(sp)
+	}, nil
 }
 
 // podMounts adds the pod's files and /dev/shm to the CRI mounts, unless kubelet mounts

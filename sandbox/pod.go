@@ -54,7 +54,8 @@ type Metadata struct {
 type Status struct {
 	State  State  `json:"state"`
 	Reason string `json:"reason,omitempty"`
-	// Namespaces are the pinned network, IPC and UTS namespaces.
+	// Namespaces are the pinned network, IPC and UTS namespaces, and the user namespace
+	// that owns them in a user-namespaced pod.
 	Namespaces nspin.Pinned `json:"namespaces"`
 	// Network: the pod is attached to its CNI network (a DEL is owed).
 	Network bool     `json:"network,omitempty"`
@@ -75,7 +76,7 @@ type Status struct {
 
 // released reports whether nothing is left to release but files and records.
 func (s *Status) released() bool {
-	return s.Namespaces.Net == "" && s.Namespaces.IPC == "" && s.Namespaces.UTS == "" &&
+	return s.Namespaces.Net == "" && s.Namespaces.IPC == "" && s.Namespaces.UTS == "" && s.Namespaces.User == "" &&
 		!s.Network && s.Shm == "" && s.Infra == nil && !s.InfraContainer
 }
 

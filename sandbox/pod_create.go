@@ -46,6 +46,9 @@ func (s *Service) build(ctx context.Context, p *pod, undo *cleanup.Stack) (*Stat
 			return st, err
 		}
 		st.Shm = shm
+		if err := o.userns.chownToRoot(shm); err != nil {
+			return st, err
+		}
 		undo.Push("shm", func(context.Context) error {
 			if err := podfiles.UnmountShm(shm); err != nil {
 				return err
@@ -79,14 +82,19 @@ func (s *Service) build(ctx context.Context, p *pod, undo *cleanup.Stack) (*Stat
 	if err := s.startNetworkAndInfra(ctx, p, st, undo); err != nil {
 		return st, err
 	}
-	return st, podfiles.Write(dir, podfiles.Files{
+	err := podfiles.Write(dir, podfiles.Files{
 		Hostname: o.hostname, HostNetwork: o.hostNetwork, IPs: st.IPs, DNS: o.dns,
 	})
+	if err != nil {
+		return st, err
+	}
+	return st, o.userns.chownToRoot(filepath.Join(dir, podfiles.HostnameFile),
+		filepath.Join(dir, podfiles.HostsFile), filepath.Join(dir, podfiles.ResolvConfFile))
 }
 
 // pinNamespaces pins the pod's network, IPC and UTS namespaces (UTS goes with the
-// network: a host-network pod has the node's hostname), names the UTS namespace after
-// the pod and sets the sysctls.
+// network: a host-network pod has the node's hostname), owned by the pod's user
+// namespace when it has one, names the UTS namespace after the pod and sets the sysctls.
 func (s *Service) pinNamespaces(p *pod, st *Status, undo *cleanup.Stack) error {
 	o := p.opts
 	var kinds []nspin.Kind
@@ -99,7 +107,14 @@ func (s *Service) pinNamespaces(p *pod, st *Status, undo *cleanup.Stack) error {
 	if len(kinds) == 0 {
 		return nil
 	}
-	pinned, err := nspin.Pin(filepath.Join(s.podDir(p.meta.ID), nsDir), kinds...)
+	nsPath := filepath.Join(s.podDir(p.meta.ID), nsDir)
+	var pinned nspin.Pinned
+	var err error
+	if u := o.userns; u != nil {
+		pinned, err = nspin.PinUser(nsPath, u.uids, u.gids, kinds...)
+	} else {
+		pinned, err = nspin.Pin(nsPath, kinds...)
+	}
 	if err != nil {
 		return err
 	}
@@ -179,6 +194,7 @@ func (s *Service) startInfra(ctx context.Context, p *pod, st *Status, undo *clea
 	spec := infra.Spec(infra.SpecOptions{
 		Rootfs: s.cfg.PauseRootfs, Args: s.cfg.PauseArgs,
 		NetNS: st.Namespaces.Net, IPCNS: st.Namespaces.IPC, UTSNS: st.Namespaces.UTS,
+		UserNS: st.Namespaces.User, PauseID: p.opts.userns.pauseID(),
 		CgroupsPath: names.CgroupsPath,
 		OOMScoreAdj: s.cfg.OOMScoreAdj(infraOOMScoreAdj),
 	})

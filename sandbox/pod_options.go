@@ -32,11 +32,13 @@ type options struct {
 	// cgroupParent is kubelet's cgroup_parent; resources what the pod cgroup gets.
 	cgroupParent string
 	resources    *cgroups.Resources
+	// userns is the pod's own user namespace (nil: the node's).
+	userns *podUserns
 }
 
 // parse validates a PodSandboxConfig and the runtime handler it asks for. Every error
 // wraps errdefs.ErrInvalidArgument, except a handler that is configured but cannot run
-// pods (ErrFailedPrecondition) and user namespaces (ErrUnimplemented).
+// pods, or cannot run them in a user namespace (ErrFailedPrecondition).
 func (s *Service) parse(cfg *runtimeapi.PodSandboxConfig, handler string) (*options, error) {
 	md := cfg.GetMetadata()
 	if md.GetName() == "" || md.GetNamespace() == "" {
@@ -49,6 +51,10 @@ func (s *Service) parse(cfg *runtimeapi.PodSandboxConfig, handler string) (*opti
 	}
 	if err := o.namespaces(cfg.GetLinux().GetSecurityContext()); err != nil {
 		return nil, err
+	}
+	if o.userns != nil && !s.cfg.Handlers[o.handler].Features.UserNamespaces {
+		return nil, errdefs.FailedPrecondition(fmt.Sprintf(
+			"runtime handler %q cannot run pods in a user namespace: its OCI runtime has no idmapped mounts (runc >= 1.2 has)", o.handler))
 	}
 	if err := o.identity(cfg); err != nil {
 		return nil, err
@@ -112,12 +118,14 @@ func (o *options) namespaces(sc *runtimeapi.LinuxSandboxSecurityContext) error {
 	default:
 		return errdefs.InvalidArgument(fmt.Sprintf("PID namespace mode %s is unknown", m))
 	}
-	switch m := ns.GetUsernsOptions().GetMode(); {
-	case ns.GetUsernsOptions() == nil || m == runtimeapi.NamespaceMode_NODE:
-	case m == runtimeapi.NamespaceMode_POD:
-		return fmt.Errorf("pods with their own user namespace: %w", errdefs.ErrUnimplemented)
-	default:
-		return errdefs.InvalidArgument(fmt.Sprintf("user namespace mode %s: a pod's is POD or NODE", m))
+	var err error
+	if o.userns, err = parseUserns(ns.GetUsernsOptions()); err != nil {
+		return err
+	}
+	if o.userns != nil && (o.hostNetwork || o.hostIPC || ns.GetPid() == runtimeapi.NamespaceMode_NODE) {
+		// The node's namespaces are owned by the node's user namespace: a container's root
+		// could not administer them, nor mount sysfs, mqueue or /proc for them.
+		return errdefs.InvalidArgument("a pod with its own user namespace cannot use the node's network, IPC or PID namespace")
 	}
 	if sc.GetRunAsGroup() != nil && sc.GetRunAsUser() == nil {
 		return errdefs.InvalidArgument("run_as_group is set without run_as_user")

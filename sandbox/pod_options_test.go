@@ -9,6 +9,7 @@ import (
 
 	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/sandbox/cgroups"
+	"github.com/berth-runtime/berth/sandbox/runtime"
 )
 
 // Short names of the namespace modes for the tables.
@@ -28,8 +29,9 @@ func testService(t *testing.T) *Service {
 	return &Service{cfg: Config{
 		DefaultHandler: "runc",
 		Handlers: map[string]Handler{
-			"runc": {},
-			"crun": {Err: errors.New("crun: executable file not found")},
+			"runc":        {},
+			"runc-userns": {Features: runtime.Features{UserNamespaces: true}},
+			"crun":        {Err: errors.New("crun: executable file not found")},
 		},
 		Cgroups: cgm,
 	}}
@@ -76,6 +78,14 @@ func TestParse(t *testing.T) {
 				t.Errorf("bandwidth %+v", o.bandwidth)
 			}
 		}},
+		{name: "user namespace of the pod", edit: userns(nsPod, idMapping(0, 1000, 100000)), check: func(t *testing.T, o *options) {
+			if o.userns == nil || o.userns.uids[0].HostID != 1000 || o.userns.gids[0].Size != 100000 {
+				t.Fatalf("userns %+v", o.userns)
+			}
+			if uid, gid := o.userns.hostRoot(); uid != 1000 || gid != 1000 || o.userns.pauseID() != 65535 {
+				t.Errorf("root %d:%d, pause %d", uid, gid, o.userns.pauseID())
+			}
+		}},
 		{name: "pod resources with overhead", edit: func(c *runtimeapi.PodSandboxConfig) {
 			c.Linux.CgroupParent = "/kubepods/pod1"
 			c.Linux.Resources = &runtimeapi.LinuxContainerResources{CpuShares: 100}
@@ -92,7 +102,11 @@ func TestParse(t *testing.T) {
 			if tc.edit != nil {
 				tc.edit(cfg)
 			}
-			o, err := s.parse(cfg, "")
+			handler := ""
+			if cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions() != nil {
+				handler = "runc-userns"
+			}
+			o, err := s.parse(cfg, handler)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,10 +129,25 @@ func TestParseRefuses(t *testing.T) {
 		{name: "no namespace", edit: func(c *runtimeapi.PodSandboxConfig) { c.Metadata.Namespace = "" }, class: errdefs.ErrInvalidArgument},
 		{name: "IPC per container", edit: func(c *runtimeapi.PodSandboxConfig) { c.Linux = nsConfig(nsPod, nsPod, nsContainer) }, class: errdefs.ErrInvalidArgument},
 		{name: "network TARGET", edit: func(c *runtimeapi.PodSandboxConfig) { c.Linux = nsConfig(nsTarget, nsPod, nsPod) }, class: errdefs.ErrInvalidArgument},
-		{name: "user namespace of the pod", edit: func(c *runtimeapi.PodSandboxConfig) {
-			c.Linux = nsConfig(nsPod, nsPod, nsPod)
-			c.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: nsPod}
-		}, class: errdefs.ErrUnimplemented},
+		{name: "user namespace, runtime without idmapped mounts", edit: userns(nsPod, idMapping(0, 1000, 65536)),
+			class: errdefs.ErrFailedPrecondition},
+		{name: "user namespace without maps", handler: "runc-userns", edit: userns(nsPod), class: errdefs.ErrInvalidArgument},
+		{name: "user namespace, two ranges", handler: "runc-userns",
+			edit: userns(nsPod, idMapping(0, 1000, 100000), idMapping(0, 2000, 100000)), class: errdefs.ErrInvalidArgument},
+		{name: "user namespace, root not mapped", handler: "runc-userns", edit: userns(nsPod, idMapping(1, 1000, 100000)),
+			class: errdefs.ErrInvalidArgument},
+		{name: "user namespace, empty range", handler: "runc-userns", edit: userns(nsPod, idMapping(0, 1000, 0)),
+			class: errdefs.ErrInvalidArgument},
+		{name: "user namespace, range past the last id", handler: "runc-userns",
+			edit: userns(nsPod, idMapping(0, 0xffff0000, 0x10000)), class: errdefs.ErrInvalidArgument},
+		{name: "user namespace mode CONTAINER", handler: "runc-userns", edit: userns(nsContainer), class: errdefs.ErrInvalidArgument},
+		{name: "user namespace mode TARGET", handler: "runc-userns", edit: userns(nsTarget), class: errdefs.ErrInvalidArgument},
+		{name: "node's user namespace with maps", handler: "runc-userns", edit: userns(nsNode, idMapping(0, 1000, 65536)),
+			class: errdefs.ErrInvalidArgument},
+		{name: "user namespace with the node's network", handler: "runc-userns", edit: func(c *runtimeapi.PodSandboxConfig) {
+			userns(nsPod, idMapping(0, 1000, 65536))(c)
+			c.Linux.SecurityContext.NamespaceOptions.Network = nsNode
+		}, class: errdefs.ErrInvalidArgument},
 		{name: "IPC sysctl in the node's IPC namespace", edit: func(c *runtimeapi.PodSandboxConfig) {
 			c.Linux = nsConfig(nsPod, nsPod, nsNode)
 			c.Linux.Sysctls = map[string]string{"kernel.msgmax": "1"}
@@ -146,6 +175,18 @@ func TestParseRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// userns sets the pod's user namespace mode and (the same) uid and gid maps.
+func userns(mode runtimeapi.NamespaceMode, maps ...*runtimeapi.IDMapping) func(*runtimeapi.PodSandboxConfig) {
+	return func(c *runtimeapi.PodSandboxConfig) {
+		c.Linux = nsConfig(nsPod, nsPod, nsPod)
+		c.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: mode, Uids: maps, Gids: maps}
+	}
+}
+
+func idMapping(ctr, host, length uint32) *runtimeapi.IDMapping {
+	return &runtimeapi.IDMapping{ContainerId: ctr, HostId: host, Length: length}
 }
 
 func basePodConfig() *runtimeapi.PodSandboxConfig {

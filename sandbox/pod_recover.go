@@ -135,20 +135,7 @@ func (s *Service) notReady(p *pod, reason string) {
 // not exist is a no-op.
 func (s *Service) foundStatus(p *pod) Status {
 	dir := s.podDir(p.meta.ID)
-	st := Status{State: StateNotReady, Namespaces: nspin.Pinned{Dir: filepath.Join(dir, nsDir)}}
-	for _, k := range []nspin.Kind{nspin.Net, nspin.IPC, nspin.UTS} {
-		path := filepath.Join(st.Namespaces.Dir, string(k))
-		if _, err := os.Lstat(path); err == nil {
-			switch k {
-			case nspin.Net:
-				st.Namespaces.Net = path
-			case nspin.IPC:
-				st.Namespaces.IPC = path
-			case nspin.UTS:
-				st.Namespaces.UTS = path
-			}
-		}
-	}
+	st := Status{State: StateNotReady, Namespaces: nspin.Found(filepath.Join(dir, nsDir))}
 	if shm := filepath.Join(dir, podfiles.ShmDir); exists(shm) {
 		st.Shm = shm
 	}

@@ -68,7 +68,7 @@ func (s *Service) remove(ctx context.Context, p *pod) error {
 // unmounted first, so that the removal never reaches into a mount.
 func removePodDir(dir string) error {
 	pinned := nspin.Pinned{Dir: filepath.Join(dir, nsDir)}
-	for _, k := range []nspin.Kind{nspin.Net, nspin.IPC, nspin.UTS} {
+	for _, k := range nspin.Kinds {
 		if err := nspin.Unpin(filepath.Join(pinned.Dir, string(k))); err != nil {
 			return err
 		}

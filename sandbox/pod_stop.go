@@ -139,7 +139,7 @@ func (s *Service) stop(ctx context.Context, p *pod) error {
 // releaseNamespaces unpins the pod's namespaces and clears them from st.
 func (st *Status) releaseNamespaces() error {
 	ns := st.Namespaces
-	if ns.Net == "" && ns.IPC == "" && ns.UTS == "" {
+	if ns.Net == "" && ns.IPC == "" && ns.UTS == "" && ns.User == "" {
 		return nil
 	}
 	if err := ns.Remove(); err != nil {

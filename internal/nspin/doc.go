@@ -17,6 +17,11 @@
 // pod's namespace, and no fork or helper process is needed (Pin costs well under a
 // millisecond plus the kernel's namespace creation).
 //
+// A user-namespaced pod's namespaces come from PinUser instead: a user namespace must be
+// created first and own the others, and a threaded process cannot unshare one, so a
+// short-lived child of the same executable is cloned into all of them at once and its
+// /proc/<pid>/ns files are pinned (see userns.go). Remove unpins the user namespace last.
+//
 // The mounts are made in the caller's mount namespace (berthd's, the host's). Unpin
 // detaches them (MNT_DETACH) and removes the file; the kernel frees the namespace once
 // the last process in it has exited too.

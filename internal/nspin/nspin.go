@@ -18,7 +18,12 @@ const (
 	Net Kind = "net"
 	IPC Kind = "ipc"
 	UTS Kind = "uts"
+	// User is a pod's user namespace; only PinUser makes one (see userns.go).
+	User Kind = "user"
 )
+
+// Kinds are all the kinds a pod may have pinned, for code that finds pins by name.
+var Kinds = []Kind{Net, IPC, UTS, User}
 
 // flag is the CLONE_NEW* flag of k, for unshare(2) and setns(2).
 func (k Kind) flag() (int, error) {
@@ -29,6 +34,8 @@ func (k Kind) flag() (int, error) {
 		return unix.CLONE_NEWIPC, nil
 	case UTS:
 		return unix.CLONE_NEWUTS, nil
+	case User:
+		return unix.CLONE_NEWUSER, nil
 	}
 	return 0, fmt.Errorf("nspin: unknown namespace kind %q", string(k))
 }
@@ -41,6 +48,8 @@ type Pinned struct {
 	Net string `json:"net,omitempty"`
 	IPC string `json:"ipc,omitempty"`
 	UTS string `json:"uts,omitempty"`
+	// User is the pod's user namespace, which owns the others (PinUser).
+	User string `json:"user,omitempty"`
 }
 
 // Path returns the file that pins the namespace of kind k, or "" when none was pinned.
@@ -52,6 +61,8 @@ func (p Pinned) Path(k Kind) string {
 		return p.IPC
 	case UTS:
 		return p.UTS
+	case User:
+		return p.User
 	}
 	return ""
 }
@@ -64,6 +75,8 @@ func (p *Pinned) set(k Kind, path string) {
 		p.IPC = path
 	case UTS:
 		p.UTS = path
+	case User:
+		p.User = path
 	}
 }
 
@@ -81,30 +94,42 @@ func Pin(dir string, kinds ...Kind) (Pinned, error) {
 		if err != nil {
 			return p, err
 		}
+		if k == User {
+			return p, errors.New("nspin: a user namespace is pinned with PinUser")
+		}
 		if flags&f != 0 {
 			return p, fmt.Errorf("nspin: namespace kind %q given twice", string(k))
 		}
 		flags |= f
 	}
-	if err := os.MkdirAll(dir, 0o711); err != nil {
-		return p, fmt.Errorf("nspin: create %s: %w", dir, err)
-	}
-	for _, k := range kinds {
-		path := filepath.Join(dir, string(k))
-		// The mount point: an empty file. O_EXCL, so a pin is never stacked on another.
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
-		if err != nil {
-			_ = p.Remove()
-			return Pinned{Dir: dir}, fmt.Errorf("nspin: create mount point: %w", err)
-		}
-		_ = f.Close()
-		p.set(k, path)
+	if err := p.createMountPoints(kinds); err != nil {
+		return Pinned{Dir: dir}, err
 	}
 	if err := onFreshThread(func() (bool, error) { return pinOnThread(flags, p, kinds) }); err != nil {
 		_ = p.Remove()
 		return Pinned{Dir: dir}, err
 	}
 	return p, nil
+}
+
+// createMountPoints makes an empty file per kind in p.Dir and records it in p. On error
+// the files made are removed.
+func (p *Pinned) createMountPoints(kinds []Kind) error {
+	if err := os.MkdirAll(p.Dir, 0o711); err != nil {
+		return fmt.Errorf("nspin: create %s: %w", p.Dir, err)
+	}
+	for _, k := range kinds {
+		path := filepath.Join(p.Dir, string(k))
+		// The mount point: an empty file. O_EXCL, so a pin is never stacked on another.
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+		if err != nil {
+			_ = p.Remove()
+			return fmt.Errorf("nspin: create mount point: %w", err)
+		}
+		_ = f.Close()
+		p.set(k, path)
+	}
+	return nil
 }
 
 // pinOnThread runs on a locked thread: unshare, bind-mount, restore. It reports whether
@@ -137,7 +162,8 @@ func pinOnThread(flags int, p Pinned, kinds []Kind) (restored bool, err error) {
 // It is idempotent: what is already gone counts as removed.
 func (p Pinned) Remove() error {
 	var errs []error
-	for _, path := range []string{p.Net, p.IPC, p.UTS} {
+	// The user namespace last: it owns the others.
+	for _, path := range []string{p.Net, p.IPC, p.UTS, p.User} {
 		if path != "" {
 			errs = append(errs, Unpin(path))
 		}
@@ -199,4 +225,17 @@ func onFreshThread(fn func() (restored bool, err error)) error {
 		done <- err
 	}()
 	return <-done
+}
+
+// Found lists the pin files that exist in dir, whatever their state: what a pod whose
+// record was lost may have left to Remove.
+func Found(dir string) Pinned {
+	p := Pinned{Dir: dir}
+	for _, k := range Kinds {
+		path := filepath.Join(dir, string(k))
+		if _, err := os.Lstat(path); err == nil {
+			p.set(k, path)
+		}
+	}
+	return p
 }

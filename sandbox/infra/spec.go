@@ -22,6 +22,10 @@ type SpecOptions struct {
 	// NetNS, IPCNS and UTSNS are the pod's pinned namespaces; "" leaves pause in the
 	// node's namespace of that kind.
 	NetNS, IPCNS, UTSNS string
+	// UserNS is the pod's pinned user namespace, "" for the node's. PauseID is then the
+	// uid and gid pause runs as inside it (the overflow id when the namespace maps it).
+	UserNS  string
+	PauseID uint32
 	// CgroupsPath is the OCI linux.cgroupsPath of the pause container.
 	CgroupsPath string
 	// OOMScoreAdj is pause's oom_score_adj, already clamped to what berthd may set.
@@ -41,13 +45,17 @@ var readonlyPaths = []string{
 
 // Spec returns the OCI spec of a pod's pause container. It is as small as the OCI
 // runtime allows: a new PID and mount namespace (pause is PID 1 of the pod), the pod's
-// pinned network, IPC and UTS namespaces joined by path, the read-only pause rootfs with
+// pinned network, IPC and UTS namespaces (and user namespace) joined by path, the read-only pause rootfs with
 // /proc (runc needs it) and a tiny /dev, no capabilities at all, no new privileges, no
 // device access, an unprivileged user, and the standard masked and read-only paths.
 // Seccomp is left out: a process with no capabilities that only waits for signals gains
 // nothing from a filter, and loading one costs every pod start.
 func Spec(o SpecOptions) *specs.Spec {
 	adj := o.OOMScoreAdj
+	id := uint32(pauseID)
+	if o.UserNS != "" {
+		id = o.PauseID
+	}
 	ns := []specs.LinuxNamespace{
 		{Type: specs.PIDNamespace},
 		{Type: specs.MountNamespace},
@@ -55,7 +63,7 @@ func Spec(o SpecOptions) *specs.Spec {
 	for _, j := range []struct {
 		kind specs.LinuxNamespaceType
 		path string
-	}{{specs.NetworkNamespace, o.NetNS}, {specs.IPCNamespace, o.IPCNS}, {specs.UTSNamespace, o.UTSNS}} {
+	}{{specs.UserNamespace, o.UserNS}, {specs.NetworkNamespace, o.NetNS}, {specs.IPCNamespace, o.IPCNS}, {specs.UTSNamespace, o.UTSNS}} {
 		if j.path != "" {
 			ns = append(ns, specs.LinuxNamespace{Type: j.kind, Path: j.path})
 		}
@@ -63,7 +71,7 @@ func Spec(o SpecOptions) *specs.Spec {
 	return &specs.Spec{
 		Version: ociVersion,
 		Process: &specs.Process{
-			User:            specs.User{UID: pauseID, GID: pauseID},
+			User:            specs.User{UID: id, GID: id},
 			Args:            append([]string(nil), o.Args...),
 			Cwd:             "/",
 			Capabilities:    &specs.LinuxCapabilities{},

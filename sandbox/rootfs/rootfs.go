@@ -226,6 +226,9 @@ func Remove(rwDir, target string) error {
 	if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove rootfs %s: %w", target, err)
 	}
+	if err := detachIDMapped(rwDir); err != nil {
+		return fmt.Errorf("remove rootfs %s: %w", rwDir, err)
+	}
 	if err := os.RemoveAll(rwDir); err != nil {
 		return fmt.Errorf("remove rootfs %s: %w", rwDir, err)
 	}

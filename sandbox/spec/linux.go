@@ -107,3 +107,20 @@ func WithCgroupsPath(p string) Opt {
 		return nil
 	}
 }
+
+// WithUserNamespace joins the user namespace pinned at p (a user-namespaced pod's); ""
+// leaves the container in the node's. The runtime reads the maps from the namespace
+// itself (runc >= 1.2), so the spec carries none.
+func WithUserNamespace(p string) Opt {
+	return func(s *specs.Spec) error {
+		if p == "" {
+			return nil
+		}
+		if !path.IsAbs(p) {
+			return errdefs.InvalidArgument("user namespace path " + p + " is not absolute")
+		}
+		s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UserNamespace })
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: p})
+		return nil
+	}
+}

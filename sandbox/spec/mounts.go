@@ -20,7 +20,7 @@ import (
 // the source must be shared or slave too: that is the caller's job).
 // recursive_read_only adds "rro" and needs readonly, private propagation
 // and rroSupported (runc ≥ 1.1 on Linux ≥ 5.12). Container and host paths
-// must be absolute; image volumes and idmapped mounts are not handled here.
+// must be absolute; image volumes are not handled here. Mappings make an idmapped mount.
 func WithMounts(criMounts []*runtimeapi.Mount, rroSupported bool) Opt {
 	return func(s *specs.Spec) error {
 		var added []specs.Mount
@@ -63,9 +63,6 @@ func bindMount(m *runtimeapi.Mount, rroSupported bool) (specs.Mount, error) {
 	if m.GetImage() != nil && m.GetImage().GetImage() != "" {
 		return specs.Mount{}, fmt.Errorf("%w: image volume at %s", errdefs.ErrUnimplemented, dst)
 	}
-	if len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0 {
-		return specs.Mount{}, fmt.Errorf("%w: idmapped mount at %s", errdefs.ErrUnimplemented, dst)
-	}
 	if !path.IsAbs(dst) {
 		return specs.Mount{}, errdefs.InvalidArgument(fmt.Sprintf("mount container path %q is not absolute", dst))
 	}
@@ -99,5 +96,41 @@ func bindMount(m *runtimeapi.Mount, rroSupported bool) (specs.Mount, error) {
 		}
 		opts = append(opts, "rro")
 	}
-	return specs.Mount{Destination: path.Clean(dst), Type: "bind", Source: path.Clean(src), Options: opts}, nil
+	uids, gids, err := mountIDMaps(m)
+	if err != nil {
+		return specs.Mount{}, err
+	}
+	return specs.Mount{
+		Destination: path.Clean(dst), Type: "bind", Source: path.Clean(src), Options: opts,
+		UIDMappings: uids, GIDMappings: gids,
+	}, nil
+}
+
+// mountIDMaps are an idmapped mount's maps (runc >= 1.2 makes the mount): a file owned
+// by id c on the host's disk is owned by the mapped id inside, as with the CRI's user
+// namespace maps. The OCI runtime needs both maps or neither.
+func mountIDMaps(m *runtimeapi.Mount) (uids, gids []specs.LinuxIDMapping, err error) {
+	if len(m.GetUidMappings()) == 0 && len(m.GetGidMappings()) == 0 {
+		return nil, nil, nil
+	}
+	if len(m.GetUidMappings()) == 0 || len(m.GetGidMappings()) == 0 {
+		return nil, nil, errdefs.InvalidArgument("mount " + m.GetContainerPath() + ": an idmapped mount needs both uid and gid mappings")
+	}
+	conv := func(in []*runtimeapi.IDMapping) ([]specs.LinuxIDMapping, error) {
+		out := make([]specs.LinuxIDMapping, 0, len(in))
+		for _, r := range in {
+			if r.GetLength() == 0 || uint64(r.GetContainerId())+uint64(r.GetLength()) > 1<<32-1 ||
+				uint64(r.GetHostId())+uint64(r.GetLength()) > 1<<32-1 {
+				return nil, errdefs.InvalidArgument(fmt.Sprintf("mount %s: id mapping %d:%d:%d is empty or passes the last id",
+					m.GetContainerPath(), r.GetContainerId(), r.GetHostId(), r.GetLength()))
+			}
+			out = append(out, specs.LinuxIDMapping{ContainerID: r.GetContainerId(), HostID: r.GetHostId(), Size: r.GetLength()})
+		}
+		return out, nil
+	}
+	if uids, err = conv(m.GetUidMappings()); err != nil {
+		return nil, nil, err
+	}
+	gids, err = conv(m.GetGidMappings())
+	return uids, gids, err
 }

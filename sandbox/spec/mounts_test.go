@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/internal/errdefs"
@@ -41,6 +42,9 @@ func TestWithMounts(t *testing.T) {
 		{"duplicate", []*M{{ContainerPath: "/d", HostPath: "/a"}, {ContainerPath: "/d/", HostPath: "/b"}}, false, nil, "", errdefs.ErrInvalidArgument},
 		{"bad propagation", []*M{{ContainerPath: "/d", HostPath: "/a", Propagation: 7}}, false, nil, "", errdefs.ErrInvalidArgument},
 		{"image volume", []*M{{ContainerPath: "/d", Image: &runtimeapi.ImageSpec{Image: "busybox"}}}, false, nil, "", errdefs.ErrUnimplemented},
+		{"idmap without gid mappings", []*M{{ContainerPath: "/d", HostPath: "/h", UidMappings: []*runtimeapi.IDMapping{{HostId: 1000, Length: 10}}}}, false, nil, "", errdefs.ErrInvalidArgument},
+		{"idmap empty range", []*M{{ContainerPath: "/d", HostPath: "/h", UidMappings: []*runtimeapi.IDMapping{{HostId: 1000}},
+			GidMappings: []*runtimeapi.IDMapping{{HostId: 1000, Length: 10}}}}, false, nil, "", errdefs.ErrInvalidArgument},
 		{"replaces /dev/shm", []*M{{ContainerPath: "/dev/shm", HostPath: "/run/pod/shm"}}, false,
 			map[string][]string{"/dev/shm": {"rbind", "rprivate", "rw"}}, "", nil},
 	} {
@@ -95,5 +99,45 @@ func TestWithMountsParentsFirst(t *testing.T) {
 	}
 	if !reflect.DeepEqual(order, []string{"/a", "/a/b", "/a/b/c"}) {
 		t.Errorf("order %v", order)
+	}
+}
+
+func TestWithMountsIDMapped(t *testing.T) {
+	ids := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 1000, Length: 65536}}
+	s, err := Build(WithMounts([]*runtimeapi.Mount{{ContainerPath: "/v", HostPath: "/h", UidMappings: ids, GidMappings: ids}}, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 65536}}
+	for _, m := range s.Mounts {
+		if m.Destination == "/v" {
+			if !reflect.DeepEqual(m.UIDMappings, want) || !reflect.DeepEqual(m.GIDMappings, want) {
+				t.Errorf("maps %v %v, want %v", m.UIDMappings, m.GIDMappings, want)
+			}
+			return
+		}
+	}
+	t.Fatal("no mount at /v")
+}
+
+func TestWithUserNamespace(t *testing.T) {
+	s, err := Build(WithNamespaces("/ns/net", "", "", PIDContainer, ""), WithUserNamespace("/ns/user"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == specs.UserNamespace {
+			n++
+			if ns.Path != "/ns/user" {
+				t.Errorf("user namespace path %q", ns.Path)
+			}
+		}
+	}
+	if n != 1 || len(s.Linux.UIDMappings) != 0 {
+		t.Errorf("%d user namespaces, uid maps %v", n, s.Linux.UIDMappings)
+	}
+	if _, err := Build(WithUserNamespace("ns/user")); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("relative path: %v", err)
 	}
 }

@@ -1,0 +1,95 @@
+package sandbox
+
+import (
+	"fmt"
+	"os"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/internal/nspin"
+)
+
+// podUserns is the user namespace of a pod with its own (userns_options mode POD): one
+// uid and one gid range, container id 0 first, as kubelet allocates them.
+type podUserns struct {
+	uids, gids []nspin.IDMap
+}
+
+// parseUserns reads userns_options: nil for the node's user namespace.
+func parseUserns(u *runtimeapi.UserNamespace) (*podUserns, error) {
+	switch m := u.GetMode(); {
+	case u == nil || m == runtimeapi.NamespaceMode_NODE:
+		if len(u.GetUids())+len(u.GetGids()) > 0 {
+			return nil, errdefs.InvalidArgument("user namespace mode NODE takes no uid or gid mappings")
+		}
+		return nil, nil
+	case m != runtimeapi.NamespaceMode_POD:
+		return nil, errdefs.InvalidArgument(fmt.Sprintf("user namespace mode %s: a pod's is POD or NODE", m))
+	}
+	uids, err := idMap("uid", u.GetUids())
+	if err != nil {
+		return nil, err
+	}
+	gids, err := idMap("gid", u.GetGids())
+	if err != nil {
+		return nil, err
+	}
+	return &podUserns{uids: uids, gids: gids}, nil
+}
+
+// idMap checks a CRI mapping: exactly one range (what kubelet sends; several ranges
+// would make the ownership of idmapped mounts ambiguous), starting at container id 0
+// (the container's root must be someone), not empty and not past the 32-bit id space.
+func idMap(what string, m []*runtimeapi.IDMapping) ([]nspin.IDMap, error) {
+	if len(m) != 1 {
+		return nil, errdefs.InvalidArgument(fmt.Sprintf("user namespace: %d %s mappings, exactly one is supported", len(m), what))
+	}
+	r := m[0]
+	switch {
+	case r.GetContainerId() != 0:
+		return nil, errdefs.InvalidArgument(fmt.Sprintf("user namespace: the %s mapping must start at container id 0, not %d", what, r.GetContainerId()))
+	case r.GetLength() == 0:
+		return nil, errdefs.InvalidArgument(fmt.Sprintf("user namespace: the %s mapping is empty", what))
+	case uint64(r.GetHostId())+uint64(r.GetLength()) > 1<<32-1:
+		return nil, errdefs.InvalidArgument(fmt.Sprintf("user namespace: the %s mapping %d+%d passes the last id", what, r.GetHostId(), r.GetLength()))
+	}
+	return []nspin.IDMap{{ContainerID: 0, HostID: r.GetHostId(), Size: r.GetLength()}}, nil
+}
+
+// hostRoot is the host uid and gid of the namespace's root: who owns, on the host, what
+// the pod's root is to own (its /dev/shm, hostname, hosts and resolv.conf, the upper
+// directory of each container's root filesystem).
+func (u *podUserns) hostRoot() (uid, gid int) {
+	return int(u.uids[0].HostID), int(u.gids[0].HostID)
+}
+
+// chownToRoot gives paths to the namespace's root; nothing to do without a namespace.
+func (u *podUserns) chownToRoot(paths ...string) error {
+	if u == nil {
+		return nil
+	}
+	uid, gid := u.hostRoot()
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if err := os.Lchown(p, uid, gid); err != nil {
+			return fmt.Errorf("give %s to the pod's root: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// overflowID is the id pause runs as (the Kubernetes pause image's nobody).
+const overflowID = 65535
+
+// pauseID is the id pause runs as inside the namespace: the overflow id when both maps
+// reach it (kubelet's ranges are 65536 long), else the namespace's root, which is no
+// one on the host either.
+func (u *podUserns) pauseID() uint32 {
+	if u == nil || u.uids[0].Size <= overflowID || u.gids[0].Size <= overflowID {
+		return 0
+	}
+	return overflowID
+}
