@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	nriapi "github.com/containerd/nri/pkg/api"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -263,7 +264,10 @@ func (s *Service) createHooks(ctx context.Context, p *pod, c *container, sp *spe
 		s.cfg.NRI.RemoveContainer(ctx, np, nc)
 		return nil
 	})
-	if err := s.cfg.NRI.CreateContainer(ctx, np, s.nriContainer(c), sp); err != nil {
+	// A copy: NRI's adaptation writes each plugin's adjustment into the request, and
+	// the container's maps are its config's.
+	req := proto.Clone(s.nriContainer(c)).(*nriapi.Container)
+	if err := s.cfg.NRI.CreateContainer(ctx, np, req, sp); err != nil {
 		return fmt.Errorf("NRI: %w", err)
 	}
 	c.nriSpec.Store(nriFromSpec(sp))
