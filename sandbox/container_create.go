@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	nriapi "github.com/containerd/nri/pkg/api"
@@ -127,7 +128,8 @@ func (s *Service) createContainer(reqCtx context.Context, p *pod, res *registrar
 	var undo cleanup.Stack
 	// Until the container is listed: a plugin that connects meanwhile gets it in its
 	// snapshot or sees its CreateContainer, never neither.
-	unblock := s.cfg.NRI.BlockSync()
+	unblock := sync.OnceFunc(s.cfg.NRI.BlockSync())
+	defer unblock() // also if the create panics: a plugin's sync must never wait for ever
 	err = s.buildContainer(ctx, p, c, st, &undo)
 	if err != nil {
 		unblock()

@@ -187,12 +187,14 @@ func nriFromSpec(sp *specs.Spec) *nriapi.Container {
 	}
 	if l := sp.Linux; l != nil {
 		out.Linux = &nriapi.LinuxContainer{
-			Namespaces:    nriapi.FromOCILinuxNamespaces(l.Namespaces),
-			Devices:       nriapi.FromOCILinuxDevices(l.Devices),
-			Resources:     nriapi.FromOCILinuxResources(l.Resources, nil),
-			CgroupsPath:   l.CgroupsPath,
-			SeccompPolicy: nriapi.FromOCILinuxSeccomp(l.Seccomp),
-			Sysctl:        l.Sysctl,
+			Namespaces:  nriapi.FromOCILinuxNamespaces(l.Namespaces),
+			Devices:     nriapi.FromOCILinuxDevices(l.Devices),
+			Resources:   nriapi.FromOCILinuxResources(l.Resources, nil),
+			CgroupsPath: l.CgroupsPath,
+			Sysctl:      l.Sysctl,
+		}
+		if l.Seccomp != nil { // NRI's conversion takes no nil
+			out.Linux.SeccompPolicy = nriapi.FromOCILinuxSeccomp(l.Seccomp)
 		}
 		if sp.Process != nil && sp.Process.OOMScoreAdj != nil {
 			out.Linux.OomScoreAdj = nriapi.Int(*sp.Process.OOMScoreAdj)
