@@ -224,6 +224,7 @@ EOF
 
 # --- berthd.
 sock="$tmp/berth.sock"
+nri_sock="$tmp/nri.sock"
 cat >"$tmp/berth.toml" <<EOF
 # Written by hack/critest.sh: every registry critest pulls from is mirrored by
 # the loopback test registry, and no pull ever reaches a real registry.
@@ -241,6 +242,16 @@ plain_http = true
 
 [network]
 conf_dir = "$tmp/net.d"
+
+# NRI on this run's own socket (never the node's /var/run/nri: other berthds may run),
+# passed to critest with -nri-socket. No launched plugins. critest's plugins hold some
+# hooks open on purpose (a Synchronize for 2 s, to create containers meanwhile): a
+# request timeout of 10 s lets them, and still bounds a hung plugin.
+[nri]
+socket_path = "$nri_sock"
+plugin_path = "$tmp/nri-plugins"
+plugin_config_path = "$tmp/nri-conf.d"
+plugin_request_timeout = "10s"
 EOF
 if [ -n "${CRITEST_RUNC:-}" ]; then
 	printf '\n[runtimes.runc]\npath = "%s"\n' "$CRITEST_RUNC" >>"$tmp/berth.toml"
@@ -267,11 +278,12 @@ log "berthd (pid $berthd_pid) serving on $sock"
 # pulls test-image-digest@sha256:9700f9a2..., which cannot be rebuilt with
 # that digest; the mirror misses and mirrors_only keeps berthd from asking
 # gcr.io itself. What this host cannot run skips itself: AppArmor is off here,
-# SELinux specs are not registered without SELinux, NRI specs need
-# -nri-socket, and critest skips its own benchmarks.
+# SELinux specs are not registered without SELinux, and critest skips its
+# own benchmarks. The NRI specs connect their plugins to berthd's NRI socket.
 args=(
 	-runtime-endpoint "unix://$sock"
 	-image-endpoint "unix://$sock"
+	-nri-socket "$nri_sock"
 	-test-images-file "$images_file"
 	-ginkgo.junit-report "$tmp/junit.xml"
 	-ginkgo.no-color

@@ -133,6 +133,9 @@ type daemonOptions struct {
 	Config string
 	// Dir reuses a root from an earlier daemon (restart tests); "" makes a new one.
 	Dir string
+	// NRI is TOML appended to the [nri] table, which the harness always writes so that
+	// the daemon's NRI socket and plugin directory are its own (nriSocket).
+	NRI string
 }
 
 // startDaemon starts berthd and waits until it answers Version. It is stopped (SIGTERM,
@@ -161,9 +164,11 @@ func startDaemon(t *testing.T, opts daemonOptions) *daemon {
 		log:    &lockedBuffer{},
 		done:   make(chan struct{}),
 	}
-	config := opts.Config
+	config := fmt.Sprintf("%s\n[nri]\nsocket_path = %q\nplugin_path = %q\n%s\n",
+		opts.Config, d.nriSocket(), filepath.Join(dir, "nri-plugins"), opts.NRI)
 	if rt := os.Getenv(testRuncEnv); rt != "" && !strings.Contains(config, "[runtimes.runc]") {
-		config = fmt.Sprintf("[runtimes.runc]\npath = %q\n", rt) + config
+		// Appended: a table header before opts.Config would capture its top-level keys.
+		config += fmt.Sprintf("\n[runtimes.runc]\npath = %q\n", rt)
 	}
 	if err := os.WriteFile(d.config, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -194,6 +199,9 @@ func startDaemon(t *testing.T, opts daemonOptions) *daemon {
 	d.waitReady()
 	return d
 }
+
+// nriSocket is where the daemon serves NRI.
+func (d *daemon) nriSocket() string { return filepath.Join(d.dir, "nri.sock") }
 
 func (d *daemon) waitReady() {
 	d.t.Helper()

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	nriapi "github.com/containerd/nri/pkg/api"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/encoding/protojson"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -119,6 +120,10 @@ type container struct {
 	// pending is the monitor spawned by CreateContainer, until StartContainer or
 	// RemoveContainer (under op); nil for a container recovered after a restart.
 	pending *monitor.Pending
+	// nriSpec is what NRI plugins see of its spec (sandbox/nri.go), once known.
+	nriSpec atomic.Pointer[nriapi.Container]
+	// nriStopped: NRI plugins were told the container stopped (they are told once).
+	nriStopped atomic.Bool
 }
 
 type containerRevision struct {

@@ -9,8 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
+	nriapi "github.com/containerd/nri/pkg/api"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -123,8 +126,13 @@ func (s *Service) createContainer(reqCtx context.Context, p *pod, res *registrar
 	}
 	st := &ContainerStatus{}
 	var undo cleanup.Stack
+	// Until the container is listed: a plugin that connects meanwhile gets it in its
+	// snapshot or sees its CreateContainer, never neither.
+	unblock := sync.OnceFunc(s.cfg.NRI.BlockSync())
+	defer unblock() // also if the create panics: a plugin's sync must never wait for ever
 	err = s.buildContainer(ctx, p, c, st, &undo)
 	if err != nil {
+		unblock()
 		err = withContext(ctx, err)
 		s.log.Warn("container create failed; undoing it", "id", id, "container", c.key, "error", err)
 		if uerr := undo.Run(ctx, undoTimeout); uerr != nil {
@@ -134,6 +142,8 @@ func (s *Service) createContainer(reqCtx context.Context, p *pod, res *registrar
 	}
 	undo.Release()
 	s.addContainer(c)
+	unblock()
+	s.cfg.NRI.PostCreateContainer(ctx, s.nriPodOf(c), s.nriContainer(c))
 	s.emitContainerEvent(c, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
 	s.log.Info("container created", "id", id, "container", c.key, "pod", p.meta.ID,
 		"took", time.Since(start).Round(time.Microsecond))
@@ -208,6 +218,9 @@ func (s *Service) buildContainer(ctx context.Context, p *pod, c *container, st *
 	if err != nil {
 		return err
 	}
+	if err := s.createHooks(ctx, p, c, sp, undo); err != nil {
+		return err
+	}
 	c.meta.User = sp.Process.User
 	data, err := json.Marshal(sp)
 	if err != nil {
@@ -257,4 +270,26 @@ func (s *Service) targetPIDNamespace(cfg *runtimeapi.ContainerConfig) (string, e
 		return "", errdefs.FailedPrecondition(fmt.Sprintf("PID namespace target %s is not running", t.meta.ID))
 	}
 	return fmt.Sprintf("/proc/%d/ns/pid", st.Pid), nil
+}
+
+// createHooks runs the NRI plugins' CreateContainer hooks, which adjust sp in place; a
+// plugin that fails them fails the create. Should a later step fail, the plugins are
+// told the container went.
+func (s *Service) createHooks(ctx context.Context, p *pod, c *container, sp *specs.Spec, undo *cleanup.Stack) error {
+	np := s.nriPod(p, &p.status().Status)
+	c.nriSpec.Store(nriFromSpec(sp))
+	undo.Push("NRI container", func(ctx context.Context) error {
+		nc := s.nriContainer(c)
+		s.cfg.NRI.StopContainer(ctx, np, nc)
+		s.cfg.NRI.RemoveContainer(ctx, np, nc)
+		return nil
+	})
+	// A copy: NRI's adaptation writes each plugin's adjustment into the request, and
+	// the container's maps are its config's.
+	req := proto.Clone(s.nriContainer(c)).(*nriapi.Container)
+	if err := s.cfg.NRI.CreateContainer(ctx, np, req, sp); err != nil {
+		return fmt.Errorf("NRI: %w", err)
+	}
+	c.nriSpec.Store(nriFromSpec(sp))
+	return nil
 }

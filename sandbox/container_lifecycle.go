@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	nriapi "github.com/containerd/nri/pkg/api"
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -48,6 +49,10 @@ func (s *Service) StartContainer(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	np := s.nriPod(p, &p.status().Status)
+	if err := s.cfg.NRI.StartContainer(ctx, np, s.nriContainer(c)); err != nil {
+		return fmt.Errorf("start container %s: NRI: %w", c.meta.ID, err)
+	}
 	// No record before the start: the monitor marks the runtime invoked before it runs
 	// it, which tells recovery that a start was under way (monitor.Invoked).
 	st := c.status().ContainerStatus
@@ -72,6 +77,7 @@ func (s *Service) StartContainer(ctx context.Context, id string) error {
 	// Before the watcher starts, which may emit STOPPED at once.
 	s.emitContainerEvent(c, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
 	s.watchExit(c) // also when the record failed: the container runs
+	s.cfg.NRI.PostStartContainer(ctx, np, s.nriContainer(c))
 	return err
 }
 
@@ -203,6 +209,7 @@ func (s *Service) RemoveContainer(ctx context.Context, id string) error {
 // stays recorded for the next call. c.op must be held.
 func (s *Service) removeContainer(ctx context.Context, c *container) error {
 	id := c.meta.ID
+	nc := s.nriContainer(c) // before its bundle goes
 	if st := c.status(); st.State == ContainerCreated && !st.Runtime {
 		if err := s.dropMonitor(ctx, c); err != nil {
 			return fmt.Errorf("remove container %s: %w", id, err)
@@ -257,6 +264,9 @@ func (s *Service) removeContainer(ctx context.Context, c *container) error {
 	spec.ReleaseSELinuxLabel(c.meta.ProcessLabel)
 	c.removed = true
 	s.dropContainer(id)
+	np := s.nriPodOf(c)
+	s.nriStop(c, np, nc) // a container that never ran was never told it stopped
+	s.cfg.NRI.RemoveContainer(ctx, np, nc)
 	s.emitContainerEvent(c, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
 	s.ctrNames.Release(c.key, id)
 	s.log.Debug("container removed", "id", id, "container", c.key)
@@ -276,6 +286,9 @@ func (s *Service) releaseImages(c *container) error {
 // runs once per container and berthd: from the create, or from recovery.
 func (s *Service) awaitExit(ctx context.Context, c *container) {
 	defer close(c.exited)
+	// After the exit is recorded, before Stop returns: plugins see the stop, also
+	// of a container that exited on its own.
+	defer func() { s.nriStop(c, s.nriPodOf(c), s.nriContainer(c)) }()
 	reap := 0
 	if c.ownMonitor {
 		reap = c.status().MonitorPid
@@ -308,4 +321,12 @@ func (s *Service) awaitExit(ctx context.Context, c *container) {
 	// then Remove sees STOPPED published before DELETED.
 	s.emitContainerEvent(c, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
 	s.log.Debug("container exited", "id", c.meta.ID, "container", c.key, "code", st.ExitCode, "reason", st.Reason)
+}
+
+// nriStop tells the NRI plugins that c stopped, once per container.
+func (s *Service) nriStop(c *container, np *nriapi.PodSandbox, nc *nriapi.Container) {
+	if c.nriStopped.Swap(true) {
+		return
+	}
+	s.cfg.NRI.StopContainer(context.Background(), np, nc)
 }

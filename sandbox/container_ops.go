@@ -20,7 +20,6 @@ import (
 	"github.com/berth-runtime/berth/sandbox/cgroups"
 	"github.com/berth-runtime/berth/sandbox/monitor"
 	"github.com/berth-runtime/berth/sandbox/runtime"
-	"github.com/berth-runtime/berth/sandbox/spec"
 )
 
 // MaxExecOutput caps each of ExecSync's stdout and stderr, as kubelet's probes expect.
@@ -100,9 +99,18 @@ func (s *Service) UpdateContainerResources(ctx context.Context, id string, r *ru
 	if err != nil {
 		return err
 	}
-	if err := s.applyResources(ctx, c, st, res); err != nil {
+	if err := res.Validate(); err != nil {
+		return err
+	}
+	np, nc := s.nriPodOf(c), s.nriContainer(c)
+	oci, err := s.cfg.NRI.UpdateContainer(ctx, np, nc, res.ToOCI())
+	if err != nil {
+		return fmt.Errorf("update container %s: NRI: %w", c.meta.ID, err)
+	}
+	if err := s.applyResources(ctx, c, st, oci); err != nil {
 		return fmt.Errorf("update container %s: %w", c.meta.ID, err)
 	}
+	defer s.cfg.NRI.PostUpdateContainer(ctx, np, nc)
 	raw, err := protojson.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("encode resources: %w", err)
@@ -116,17 +124,45 @@ func (s *Service) UpdateContainerResources(ctx context.Context, id string, r *ru
 
 // applyResources changes the resources of a running container through the OCI
 // runtime, or of a created one in its bundle, which StartContainer runs.
-func (s *Service) applyResources(ctx context.Context, c *container, st *containerRevision, res *cgroups.Resources) error {
+func (s *Service) applyResources(ctx context.Context, c *container, st *containerRevision, res *specs.LinuxResources) error {
 	if !st.Runtime {
 		return updateBundle(s.bundleOf(c.meta.ID), func(sp *specs.Spec) error {
-			return spec.WithResources(res)(sp)
+			if sp.Linux == nil {
+				sp.Linux = &specs.Linux{}
+			}
+			next := *res
+			next.Devices = nil // the device rules stay the create's
+			if sp.Linux.Resources != nil {
+				next.Devices = sp.Linux.Resources.Devices
+			}
+			sp.Linux.Resources = &next
+			return nil
 		})
 	}
 	h := s.handlerOf(c.meta.Handler)
 	if h.Runtime == nil {
 		return errdefs.FailedPrecondition(fmt.Sprintf("runtime handler %q is not available", c.meta.Handler))
 	}
-	return h.Runtime.Update(ctx, c.meta.ID, res.ToOCI())
+	return h.Runtime.Update(ctx, c.meta.ID, res)
+}
+
+// NRIUpdateContainer applies the resources an NRI plugin asked for to a created or
+// running container (sandbox/nri.Runtime).
+func (s *Service) NRIUpdateContainer(ctx context.Context, id string, res *specs.LinuxResources) error {
+	if res == nil {
+		return nil
+	}
+	c, err := s.getContainer(id)
+	if err != nil {
+		return err
+	}
+	c.op.Lock()
+	defer c.op.Unlock()
+	st := c.status()
+	if c.removed || (st.State != ContainerCreated && st.State != ContainerRunning) {
+		return errdefs.FailedPrecondition(fmt.Sprintf("container %s is %s", c.meta.ID, st.State))
+	}
+	return s.applyResources(ctx, c, st, res)
 }
 
 // updateBundle rewrites a bundle's config.json through change, atomically.

@@ -27,9 +27,15 @@ func (s *Service) RemovePod(ctx context.Context, id string) error {
 		if s.events.active() {
 			last, _, _ = s.PodStatus(p.meta.ID, false)
 		}
+		cur := p.status()
+		np := s.nriPod(p, &cur.Status)
+		if cur.State == StateReady {
+			s.cfg.NRI.StopPodSandbox(ctx, np)
+		}
 		if err := s.remove(ctx, p); err != nil {
 			return err
 		}
+		s.cfg.NRI.RemovePodSandbox(ctx, np)
 		s.emitPodEvent(p.meta.ID, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, last)
 		return nil
 	})

@@ -75,6 +75,9 @@ func (s *Service) create(reqCtx context.Context, res *registrar.Reservation, cfg
 	var undo cleanup.Stack
 	st, err := s.build(ctx, p, &undo)
 	if err == nil {
+		err = s.runPodHooks(ctx, p, st, &undo)
+	}
+	if err == nil {
 		st.State = StateReady
 		err = s.record(p, *st)
 	}
@@ -91,6 +94,22 @@ func (s *Service) create(reqCtx context.Context, res *registrar.Reservation, cfg
 	s.emitPodEvent(p.meta.ID, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, nil)
 	s.log.Info("pod sandbox ready", "id", p.meta.ID, "pod", p.key, "ips", st.IPs,
 		"infra", st.Infra != nil, "took", time.Since(start).Round(time.Microsecond))
+}
+
+// runPodHooks runs the NRI plugins' RunPodSandbox hooks once the pod is made, before it
+// is listed: a plugin that fails it fails the create. Should a later step fail, the
+// plugins are told the pod went.
+func (s *Service) runPodHooks(ctx context.Context, p *pod, st *Status, undo *cleanup.Stack) error {
+	np := s.nriPod(p, st)
+	undo.Push("NRI pod", func(ctx context.Context) error {
+		s.cfg.NRI.StopPodSandbox(ctx, np)
+		s.cfg.NRI.RemovePodSandbox(ctx, np)
+		return nil
+	})
+	if err := s.cfg.NRI.RunPodSandbox(ctx, np); err != nil {
+		return fmt.Errorf("NRI: %w", err)
+	}
+	return nil
 }
 
 // abandon undoes a failed create. When every undo step succeeds the record goes too;

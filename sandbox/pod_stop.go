@@ -24,7 +24,13 @@ func (s *Service) StopPod(ctx context.Context, id string) error {
 		if err := s.stopPodContainers(ctx, p); err != nil {
 			return err
 		}
-		wasReady := p.status().State == StateReady
+		cur := p.status()
+		wasReady := cur.State == StateReady
+		if wasReady {
+			// Once, when the pod goes from READY: its containers are stopped and
+			// its namespaces still there for the plugins to look at.
+			s.cfg.NRI.StopPodSandbox(ctx, s.nriPod(p, &cur.Status))
+		}
 		if err := s.stop(ctx, p); err != nil {
 			return err
 		}

@@ -94,6 +94,9 @@ type Config struct {
 	ContainerRecordDir string
 	ContainerStateDir  string
 	ContainerRWDir     string
+
+	// NRI runs the NRI plugins' hooks; nil: none.
+	NRI NRI
 }
 
 // Service runs pods. Its methods are safe for concurrent use.
@@ -150,6 +153,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.NRI == nil {
+		cfg.NRI = noNRI{}
 	}
 	st, err := store.Open[Metadata, Status](cfg.RecordDir)
 	if err != nil {

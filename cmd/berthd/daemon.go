@@ -52,7 +52,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	pods, netm, err := newPodService(ctx, cfg, log, runtimes, imagelease.Leases{Service: images})
+	nriAdapter, err := newNRI(cfg.NRI, log)
+	if err != nil {
+		return err
+	}
+	var hooks sandbox.NRI // stays a nil interface when NRI is off
+	if nriAdapter != nil {
+		hooks = nriAdapter
+	}
+	pods, netm, err := newPodService(ctx, cfg, log, runtimes, imagelease.Leases{Service: images}, hooks)
 	if err != nil {
 		return err
 	}
@@ -61,6 +69,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		defer cancel()
 		pods.Close(ctx)
 	}()
+	if nriAdapter != nil {
+		if err := nriAdapter.Start(pods); err != nil {
+			return err
+		}
+		defer nriAdapter.Stop()
+		log.Info("NRI serving", "socket", cfg.NRI.SocketPath, "plugins", cfg.NRI.PluginPath)
+	}
 	streaming, stopStreaming, err := startStreaming(cfg.Streaming, pods, log)
 	if err != nil {
 		return err

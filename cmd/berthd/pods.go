@@ -26,7 +26,7 @@ import (
 // left. berthd becomes a child subreaper first, so that the pause processes the OCI
 // runtime leaves behind are berthd's children, reaped when their pods stop, rather
 // than zombies of a node init that may not reap (sandbox/infra).
-func newPodService(ctx context.Context, cfg config.Config, log *slog.Logger, runtimes map[string]sandbox.Handler, images sandbox.Images) (*sandbox.Service, *network.Manager, error) {
+func newPodService(ctx context.Context, cfg config.Config, log *slog.Logger, runtimes map[string]sandbox.Handler, images sandbox.Images, hooks sandbox.NRI) (*sandbox.Service, *network.Manager, error) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return nil, nil, fmt.Errorf("become a child subreaper: %w", err)
 	}
@@ -68,6 +68,7 @@ func newPodService(ctx context.Context, cfg config.Config, log *slog.Logger, run
 		ContainerRecordDir: filepath.Join(cfg.Root, "containers"),
 		ContainerStateDir:  filepath.Join(cfg.State, "containers"),
 		ContainerRWDir:     filepath.Join(cfg.Root, "rw"),
+		NRI:                hooks,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("pods: %w", err)

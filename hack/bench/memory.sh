@@ -247,6 +247,11 @@ plain_http = true
 
 [network]
 conf_dir = "$tmp/net.d"
+
+# NRI on, as by default, on this run's own socket (never the node's).
+[nri]
+socket_path = "$tmp/nri.sock"
+plugin_path = "$tmp/nri-plugins"
 EOF
 "$tmp/bin/berthd" --config "$tmp/berth.toml" --config-dir "$tmp/berth.d" \
 	--root "$tmp/root" --state "$tmp/state" --listen "unix://$sock" --log-level info \

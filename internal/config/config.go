@@ -37,6 +37,23 @@ type Config struct {
 	Network        Network            `toml:"network"`
 	Pod            Pod                `toml:"pod"`
 	Streaming      Streaming          `toml:"streaming"`
+	NRI            NRI                `toml:"nri"`
+}
+
+// NRI configures the Node Resource Interface (sandbox/nri).
+type NRI struct {
+	// Enable serves NRI: plugins are called at every pod and container event.
+	Enable bool `toml:"enable"`
+	// SocketPath is where external plugins connect; "" accepts none.
+	SocketPath string `toml:"socket_path"`
+	// PluginPath holds plugins berthd launches itself; PluginConfigPath their drop-in
+	// configuration.
+	PluginPath       string `toml:"plugin_path"`
+	PluginConfigPath string `toml:"plugin_config_path"`
+	// PluginRegistrationTimeout bounds a plugin's registration; PluginRequestTimeout
+	// each request to one plugin. A plugin past it is dropped and the event goes on.
+	PluginRegistrationTimeout image.Duration `toml:"plugin_registration_timeout"`
+	PluginRequestTimeout      image.Duration `toml:"plugin_request_timeout"`
 }
 
 // Pod configures pod sandboxes.
@@ -191,6 +208,7 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("pod.restrict_oom_score_adj %q: want auto, always or never", c.Pod.RestrictOOMScoreAdj))
 	}
+	errs = append(errs, c.NRI.validate()...)
 	if c.Image.MaxLayerSize < 0 {
 		errs = append(errs, fmt.Errorf("image.max_layer_size must not be negative"))
 	}
@@ -198,6 +216,32 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// maxNRITimeout caps the NRI timeouts: a plugin must never hold a pod up for long.
+const maxNRITimeout = 5 * time.Minute
+
+func (n NRI) validate() []error {
+	if !n.Enable {
+		return nil
+	}
+	var errs []error
+	for _, p := range []struct{ key, path string }{
+		{"socket_path", n.SocketPath}, {"plugin_path", n.PluginPath}, {"plugin_config_path", n.PluginConfigPath},
+	} {
+		if p.path != "" && !filepath.IsAbs(p.path) {
+			errs = append(errs, fmt.Errorf("nri.%s %q must be an absolute path (or empty)", p.key, p.path))
+		}
+	}
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{{"plugin_registration_timeout", n.PluginRegistrationTimeout.Duration}, {"plugin_request_timeout", n.PluginRequestTimeout.Duration}} {
+		if t.d < 10*time.Millisecond || t.d > maxNRITimeout {
+			errs = append(errs, fmt.Errorf("nri.%s %s: want 10ms to %s", t.key, t.d, maxNRITimeout))
+		}
+	}
+	return errs
 }
 
 // ListenPath returns the socket path of a unix:// listen address.

@@ -42,6 +42,9 @@ mirrors_only = true
 "docker.io" = ["http://$ADDR"]
 [image.registry.hosts."$ADDR"]
 plain_http = true
+[nri]
+socket_path = "$W/nri.sock"
+plugin_path = "$W/nri-plugins"
 T
 "$BERTHD" --config "$W/berth.toml" --config-dir "$W/conf.d" --root "$W/root" --state "$W/state" \
 	--listen "unix://$W/b.sock" --log-level debug >"$W/berthd.log" 2>&1 &

@@ -1,0 +1,210 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	nriapi "github.com/containerd/nri/pkg/api"
+	"github.com/containerd/nri/pkg/stub"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// testPlugin is an NRI plugin living in the test: it records the events it sees, adds
+// an environment variable and an annotation to every container it is asked about, and
+// blocks in RunPodSandbox and CreateContainer while hang is open.
+type testPlugin struct {
+	hang   chan struct{} // nil: answer at once
+	synced chan struct{}
+	once   sync.Once
+
+	mu     sync.Mutex
+	events []string
+}
+
+func (p *testPlugin) record(event, id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.events = append(p.events, event+" "+id)
+}
+
+func (p *testPlugin) seen(event, id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range p.events {
+		if e == event+" "+id {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *testPlugin) wait(ctx context.Context) {
+	if p.hang == nil {
+		return
+	}
+	select {
+	case <-p.hang:
+	case <-ctx.Done():
+	}
+}
+
+func (p *testPlugin) Synchronize(context.Context, []*nriapi.PodSandbox, []*nriapi.Container) ([]*nriapi.ContainerUpdate, error) {
+	p.once.Do(func() { close(p.synced) })
+	return nil, nil
+}
+
+func (p *testPlugin) RunPodSandbox(ctx context.Context, pod *nriapi.PodSandbox) error {
+	p.record("RunPodSandbox", pod.GetId())
+	p.wait(ctx)
+	return nil
+}
+
+func (p *testPlugin) CreateContainer(ctx context.Context, _ *nriapi.PodSandbox, c *nriapi.Container) (*nriapi.ContainerAdjustment, []*nriapi.ContainerUpdate, error) {
+	p.record("CreateContainer", c.GetId())
+	p.wait(ctx)
+	adjust := &nriapi.ContainerAdjustment{}
+	adjust.AddEnv("NRI_TEST_PLUGIN", "adjusted-"+c.GetName())
+	adjust.AddAnnotation("nri.berth.test/plugin", "saw "+c.GetName())
+	return adjust, nil, nil
+}
+
+func (p *testPlugin) StartContainer(_ context.Context, _ *nriapi.PodSandbox, c *nriapi.Container) error {
+	p.record("StartContainer", c.GetId())
+	return nil
+}
+
+func (p *testPlugin) StopContainer(_ context.Context, _ *nriapi.PodSandbox, c *nriapi.Container) ([]*nriapi.ContainerUpdate, error) {
+	p.record("StopContainer", c.GetId())
+	return nil, nil
+}
+
+func (p *testPlugin) RemoveContainer(_ context.Context, _ *nriapi.PodSandbox, c *nriapi.Container) error {
+	p.record("RemoveContainer", c.GetId())
+	return nil
+}
+
+// connectPlugin connects p to d's NRI socket and waits until it is synchronized; it
+// is disconnected when the test ends.
+func connectPlugin(t *testing.T, d *daemon, name string, p *testPlugin) stub.Stub {
+	t.Helper()
+	p.synced = make(chan struct{})
+	s, err := stub.New(p, stub.WithPluginName(name), stub.WithPluginIdx("50"), stub.WithSocketPath(d.nriSocket()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.Start(ctx); err != nil {
+		cancel()
+		t.Fatalf("NRI plugin %s: %v", name, err)
+	}
+	t.Cleanup(func() { cancel(); s.Stop() })
+	select {
+	case <-p.synced:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("NRI plugin %s was not synchronized within 30s", name)
+	}
+	return s
+}
+
+// newNRIEnv is newCtrEnv with NRI settings of the test's, and no pod yet.
+func newNRIEnv(t *testing.T, nri string) *ctrEnv {
+	t.Helper()
+	b, imgs := testCatalogue(t)
+	e := &ctrEnv{builder: b, logDir: t.TempDir()}
+	e.reg = serveRegistry(t, imgs...)
+	e.n = newTestNetwork(t)
+	e.config = e.n.toml() + e.reg.MirrorTOML()
+	e.d = startDaemon(t, daemonOptions{Config: e.config, NRI: nri})
+	e.d.pull(t, busyboxRef)
+	return e
+}
+
+func (e *ctrEnv) runNRIPod(t *testing.T) {
+	t.Helper()
+	e.podCfg = podConfig(t, "nri-"+strings.ToLower(cleanName(t.Name())), func(c *runtimeapi.PodSandboxConfig) {
+		c.LogDirectory = e.logDir
+	})
+	e.pod = e.d.runPod(t, e.podCfg)
+	e.d.cleanupPods(t, e.pod)
+}
+
+// bundleSpec reads the OCI spec berthd wrote for a container (next to its rootfs).
+func (e *ctrEnv) bundleSpec(t *testing.T, id string) *specs.Spec {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(e.info(t, id).Rootfs), "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sp specs.Spec
+	if err := json.Unmarshal(data, &sp); err != nil {
+		t.Fatal(err)
+	}
+	return &sp
+}
+
+func TestNRIPluginAdjustsContainer(t *testing.T) {
+	e := newNRIEnv(t, "")
+	p := &testPlugin{}
+	connectPlugin(t, e.d, "adjuster", p)
+	e.runNRIPod(t)
+	if !p.seen("RunPodSandbox", e.pod) {
+		t.Errorf("the plugin saw no RunPodSandbox for pod %s: %q", e.pod, p.events)
+	}
+
+	id := e.run(t, ctrConfig("adjusted", sh("sleep 3600")))
+	if got := strings.TrimSpace(e.exec(t, id, "sh", "-c", "echo $NRI_TEST_PLUGIN")); got != "adjusted-adjusted" {
+		t.Errorf("NRI_TEST_PLUGIN in the container = %q, want adjusted-adjusted", got)
+	}
+	if got := e.bundleSpec(t, id).Annotations["nri.berth.test/plugin"]; got != "saw adjusted" {
+		t.Errorf("annotation in the container's spec = %q, want %q", got, "saw adjusted")
+	}
+	e.stop(t, id, 0)
+	e.remove(t, id)
+	for _, ev := range []string{"CreateContainer", "StartContainer", "StopContainer", "RemoveContainer"} {
+		if !p.seen(ev, id) {
+			t.Errorf("the plugin saw no %s for container %s: %q", ev, id, p.events)
+		}
+	}
+}
+
+// TestNRIHungPluginIsBounded: a plugin that never answers holds a pod up for one
+// request timeout, then is dropped and the pod and its containers go on without it.
+func TestNRIHungPluginIsBounded(t *testing.T) {
+	const requestTimeout = 2 * time.Second
+	e := newNRIEnv(t, `plugin_request_timeout = "2s"`)
+	p := &testPlugin{hang: make(chan struct{})}
+	t.Cleanup(func() { close(p.hang) })
+	connectPlugin(t, e.d, "hung", p)
+
+	start := time.Now()
+	e.runNRIPod(t)
+	took := time.Since(start)
+	if !p.seen("RunPodSandbox", e.pod) {
+		t.Fatalf("the hung plugin was never called: %q", p.events)
+	}
+	if took < requestTimeout {
+		t.Errorf("RunPodSandbox took %s: it did not wait for the plugin at all", took)
+	}
+	if took > requestTimeout+30*time.Second {
+		t.Errorf("RunPodSandbox took %s: a hung plugin held it past the %s bound", took, requestTimeout)
+	}
+	// The plugin was dropped: a container is created at once and without its adjustment.
+	start = time.Now()
+	id := e.run(t, ctrConfig("after-hang", sh("sleep 3600")))
+	if took := time.Since(start); took > requestTimeout+30*time.Second {
+		t.Errorf("creating a container after the plugin hung took %s", took)
+	}
+	if p.seen("CreateContainer", id) {
+		t.Errorf("the dropped plugin was still asked about container %s", id)
+	}
+	if got := strings.TrimSpace(e.exec(t, id, "sh", "-c", "echo ${NRI_TEST_PLUGIN:-none}")); got != "none" {
+		t.Errorf("NRI_TEST_PLUGIN = %q in a container created after the plugin was dropped", got)
+	}
+}
