@@ -3,14 +3,12 @@ package sandbox
 import (
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/internal/errdefs"
@@ -108,6 +106,7 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 		opts = append(opts, spec.WithPrivileged())
 	}
 	opts = append(opts,
+		spec.WithAmbientCapabilities(sc.GetCapabilities().GetAddAmbientCapabilities()),
 		spec.WithSeccomp(seccomp, ""),
 		nsOpts,
 		spec.WithCgroupsPath(in.cgroupsPath),
@@ -230,66 +229,3 @@ func appArmorEnabled() bool {
 	return err == nil && strings.HasPrefix(string(data), "Y")
 }
 
-// deviceNodes looks up the CRI's devices on the host; a privileged container gets every
-// device node of the host's /dev instead.
-func deviceNodes(devs []*runtimeapi.Device, privileged bool) ([]spec.DeviceNode, error) {
-	if privileged {
-		return hostDevices()
-	}
-	var out []spec.DeviceNode
-	for _, d := range devs {
-		n, err := deviceNode(d.GetHostPath(), d.GetContainerPath(), d.GetPermissions())
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-func deviceNode(host, ctr, perms string) (spec.DeviceNode, error) {
-	if ctr == "" {
-		ctr = host
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(host, &st); err != nil {
-		return spec.DeviceNode{}, errdefs.InvalidArgument(fmt.Sprintf("device %s: %v", host, err))
-	}
-	typ := ""
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFCHR:
-		typ = "c"
-	case unix.S_IFBLK:
-		typ = "b"
-	default:
-		return spec.DeviceNode{}, errdefs.InvalidArgument(fmt.Sprintf("device %s is not a device node", host))
-	}
-	return spec.DeviceNode{
-		ContainerPath: ctr, Type: typ,
-		Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev)),
-		FileMode: fs.FileMode(st.Mode & 0o777), UID: st.Uid, GID: st.Gid, Permissions: perms,
-	}, nil
-}
-
-// hostDevices lists the device nodes under the host's /dev (not /dev/pts, whose nodes
-// belong to the host's terminals, nor the console).
-func hostDevices() ([]spec.DeviceNode, error) {
-	var out []spec.DeviceNode
-	err := filepath.WalkDir("/dev", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil // a node that vanished while walking
-		}
-		if d.IsDir() && (p == "/dev/pts" || p == "/dev/shm" || p == "/dev/mqueue") {
-			return filepath.SkipDir
-		}
-		if d.Type()&fs.ModeDevice == 0 || p == "/dev/console" {
-			return nil
-		}
-		n, err := deviceNode(p, p, "rwm")
-		if err == nil {
-			out = append(out, n)
-		}
-		return nil
-	})
-	return out, err
-}

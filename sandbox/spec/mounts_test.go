@@ -41,6 +41,10 @@ func TestWithMounts(t *testing.T) {
 		{"duplicate", []*M{{ContainerPath: "/d", HostPath: "/a"}, {ContainerPath: "/d/", HostPath: "/b"}}, false, nil, "", errdefs.ErrInvalidArgument},
 		{"bad propagation", []*M{{ContainerPath: "/d", HostPath: "/a", Propagation: 7}}, false, nil, "", errdefs.ErrInvalidArgument},
 		{"image volume", []*M{{ContainerPath: "/d", Image: &runtimeapi.ImageSpec{Image: "busybox"}}}, false, nil, "", errdefs.ErrUnimplemented},
+		{"mount options", []*M{{ContainerPath: "/o", HostPath: "/h", MountOptions: []string{"noexec", "nodev", "nosuid", "noexec", "noatime"}}}, false,
+			map[string][]string{"/o": {"rbind", "rprivate", "rw", "noexec", "nodev", "nosuid", "noatime"}}, "", nil},
+		{"mount option not a flag", []*M{{ContainerPath: "/o", HostPath: "/h", MountOptions: []string{"size=1m"}}}, false, nil, "", errdefs.ErrInvalidArgument},
+		{"mount option rw", []*M{{ContainerPath: "/o", HostPath: "/h", Readonly: true, MountOptions: []string{"rw"}}}, false, nil, "", errdefs.ErrInvalidArgument},
 		{"replaces /dev/shm", []*M{{ContainerPath: "/dev/shm", HostPath: "/run/pod/shm"}}, false,
 			map[string][]string{"/dev/shm": {"rbind", "rprivate", "rw"}}, "", nil},
 	} {
