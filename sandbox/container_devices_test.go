@@ -78,4 +78,3 @@ func TestDeviceNodes(t *testing.T) {
 		})
 	}
 }
-

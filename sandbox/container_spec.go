@@ -228,4 +228,3 @@ func appArmorEnabled() bool {
 	data, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
 	return err == nil && strings.HasPrefix(string(data), "Y")
 }
-
