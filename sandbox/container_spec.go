@@ -3,7 +3,6 @@ package sandbox
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -12,6 +11,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/sandbox/apparmor"
 	"github.com/berth-runtime/berth/sandbox/cgroups"
 	"github.com/berth-runtime/berth/sandbox/podfiles"
 	"github.com/berth-runtime/berth/sandbox/spec"
@@ -56,7 +56,8 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 	if sc.GetRunAsGroup() != nil && sc.GetRunAsUser() == nil && sc.GetRunAsUsername() == "" {
 		return nil, errdefs.InvalidArgument("run_as_group is set without run_as_user or run_as_username")
 	}
-	if err := checkAppArmor(sc); err != nil {
+	appArmor, err := apparmor.Profile(s.cfg.AppArmor, sc)
+	if err != nil {
 		return nil, err
 	}
 	user, err := spec.ResolveUser(in.rootfs, sc, in.image.User)
@@ -116,6 +117,7 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 		withRootPath(in.rootfs),
 		withNoNewPrivs(sc.GetNoNewPrivs()),
 		spec.WithSELinuxLabels(in.processLabel, in.mountLabel),
+		spec.WithAppArmorProfile(appArmor),
 	)
 	if !in.pod.opts.hostNetwork {
 		opts = append(opts, spec.WithHostname(in.pod.opts.hostname))
@@ -203,28 +205,4 @@ func legacySeccomp(p string) *runtimeapi.SecurityProfile {
 		return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: strings.TrimPrefix(p, "localhost/")}
 	}
 	return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: p}
-}
-
-// checkAppArmor answers an AppArmor request. This node's kernel decides: with AppArmor
-// off, asking for a named profile is an error (the container would run unconfined
-// against its owner's wish); RuntimeDefault and Unconfined mean nothing to do.
-func checkAppArmor(sc *runtimeapi.LinuxContainerSecurityContext) error {
-	prof := sc.GetApparmor()
-	//lint:ignore SA1019 older kubelets and crictl still send the name form
-	name := sc.GetApparmorProfile()
-	if prof != nil && prof.GetProfileType() == runtimeapi.SecurityProfile_Localhost {
-		name = prof.GetLocalhostRef()
-	}
-	if name == "" || name == "runtime/default" || name == "unconfined" {
-		return nil
-	}
-	if appArmorEnabled() {
-		return fmt.Errorf("AppArmor profile %q: berth does not load AppArmor profiles yet: %w", name, errdefs.ErrUnimplemented)
-	}
-	return errdefs.FailedPrecondition(fmt.Sprintf("AppArmor profile %q asked for, but AppArmor is not enabled on this node", name))
-}
-
-func appArmorEnabled() bool {
-	data, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
-	return err == nil && strings.HasPrefix(string(data), "Y")
 }

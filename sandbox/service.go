@@ -14,6 +14,7 @@ import (
 
 	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/network"
+	"github.com/berth-runtime/berth/sandbox/apparmor"
 	"github.com/berth-runtime/berth/sandbox/cgroups"
 	"github.com/berth-runtime/berth/sandbox/registrar"
 	"github.com/berth-runtime/berth/sandbox/runtime"
@@ -94,6 +95,11 @@ type Config struct {
 	ContainerRecordDir string
 	ContainerStateDir  string
 	ContainerRWDir     string
+	// AppArmor is the node's AppArmor (nil: this node's, sandbox/apparmor.Node).
+	AppArmor apparmor.Host
+	// CDISpecDirs are the directories of CDI specs, in rising priority (nil: CDI
+	// devices cannot be resolved).
+	CDISpecDirs []string
 }
 
 // Service runs pods. Its methods are safe for concurrent use.
@@ -150,6 +156,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.AppArmor == nil {
+		cfg.AppArmor = &apparmor.Node{}
 	}
 	st, err := store.Open[Metadata, Status](cfg.RecordDir)
 	if err != nil {

@@ -231,3 +231,12 @@ func allAbsolute(paths []string) error {
 	}
 	return nil
 }
+
+// WithAppArmorProfile sets process.apparmorProfile, the profile the OCI runtime
+// confines the process with ("" for none; sandbox/apparmor decides the name).
+func WithAppArmorProfile(name string) Opt {
+	return func(s *specs.Spec) error {
+		s.Process.ApparmorProfile = name
+		return nil
+	}
+}

@@ -165,3 +165,12 @@ func TestBoundedBy(t *testing.T) {
 		})
 	}
 }
+
+func TestWithAppArmorProfile(t *testing.T) {
+	for _, name := range []string{"", "berth-default", "mine"} {
+		s, err := Build(WithAppArmorProfile(name))
+		if err != nil || s.Process.ApparmorProfile != name {
+			t.Errorf("WithAppArmorProfile(%q): profile %q, %v", name, s.Process.ApparmorProfile, err)
+		}
+	}
+}
