@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/sandbox/apparmor"
+	"github.com/berth-runtime/berth/sandbox/cdi"
 	"github.com/berth-runtime/berth/sandbox/cgroups"
 	"github.com/berth-runtime/berth/sandbox/podfiles"
 	"github.com/berth-runtime/berth/sandbox/spec"
@@ -77,6 +78,10 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	cdiDevices, err := cdi.Requested(cfg)
+	if err != nil {
+		return nil, err
+	}
 	nsOpts, err := s.containerNamespaces(in)
 	if err != nil {
 		return nil, err
@@ -122,7 +127,16 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 	if !in.pod.opts.hostNetwork {
 		opts = append(opts, spec.WithHostname(in.pod.opts.hostname))
 	}
-	return spec.Build(opts...)
+	sp, err := spec.Build(opts...)
+	if err != nil {
+		return nil, err
+	}
+	// Last: a CDI spec's edits add to what the CRI asked for (device nodes and their
+	// cgroup rules after the deny-all, mounts, environment, hooks).
+	if err := s.cdi.Inject(sp, cdiDevices); err != nil {
+		return nil, err
+	}
+	return sp, nil
 }
 
 // containerNamespaces joins the pod's pinned namespaces, and the PID namespace the

@@ -15,6 +15,7 @@ import (
 	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/network"
 	"github.com/berth-runtime/berth/sandbox/apparmor"
+	"github.com/berth-runtime/berth/sandbox/cdi"
 	"github.com/berth-runtime/berth/sandbox/cgroups"
 	"github.com/berth-runtime/berth/sandbox/registrar"
 	"github.com/berth-runtime/berth/sandbox/runtime"
@@ -123,6 +124,8 @@ type Service struct {
 	creates  sync.WaitGroup // creates in flight, which Close waits for
 
 	events *broadcaster // container events, for GetContainerEvents
+
+	cdi *cdi.Resolver // nil without CDI spec directories
 }
 
 // infraOOMScoreAdj is the oom_score_adj pause asks for, as kubelet's pause does.
@@ -187,6 +190,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		pods:     map[string]*pod{},
 		ctrs:     map[string]*container{},
 		events:   newBroadcaster(cfg.Log),
+	}
+	if len(cfg.CDISpecDirs) > 0 {
+		if s.cdi, err = cdi.New(cfg.CDISpecDirs); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
 	}
 	s.recover(ctx)
 	s.recoverContainers(ctx)

@@ -39,6 +39,13 @@ type Config struct {
 	Network        Network            `toml:"network"`
 	Pod            Pod                `toml:"pod"`
 	Streaming      Streaming          `toml:"streaming"`
+	CDI            CDI                `toml:"cdi"`
+}
+
+// CDI configures Container Device Interface devices.
+type CDI struct {
+	// SpecDirs are the directories of CDI specs, in rising priority.
+	SpecDirs []string `toml:"spec_dirs"`
 }
 
 // Pod configures pod sandboxes.
@@ -189,6 +196,11 @@ func (c Config) Validate() error {
 	case "auto", "always", "never":
 	default:
 		errs = append(errs, fmt.Errorf("pod.restrict_oom_score_adj %q: want auto, always or never", c.Pod.RestrictOOMScoreAdj))
+	}
+	for _, d := range c.CDI.SpecDirs {
+		if !filepath.IsAbs(d) {
+			errs = append(errs, fmt.Errorf("cdi.spec_dirs: %q must be an absolute path", d))
+		}
 	}
 	if c.Image.MaxLayerSize < 0 {
 		errs = append(errs, fmt.Errorf("image.max_layer_size must not be negative"))

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,5 +141,26 @@ func TestKeyedUsesTOMLNames(t *testing.T) {
 	img, _ := m["image"].(map[string]any)
 	if img["stall_timeout"] != "1m0s" {
 		t.Errorf("image.stall_timeout = %v (image = %v)", img["stall_timeout"], img)
+	}
+}
+
+func TestCDISettings(t *testing.T) {
+	c := Defaults()
+	if !slices.Equal(c.CDI.SpecDirs, []string{"/etc/cdi", "/var/run/cdi"}) {
+		t.Fatalf("cdi.spec_dirs default = %v", c.CDI.SpecDirs)
+	}
+	for _, tc := range []struct {
+		dirs  []string
+		valid bool
+	}{
+		{nil, true},
+		{[]string{"/tmp/cdi"}, true},
+		{[]string{"cdi"}, false},
+	} {
+		c := Defaults()
+		c.CDI.SpecDirs = tc.dirs
+		if err := c.Validate(); (err == nil) != tc.valid {
+			t.Errorf("Validate(spec_dirs %v) = %v, want valid %v", tc.dirs, err, tc.valid)
+		}
 	}
 }
