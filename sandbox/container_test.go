@@ -182,3 +182,27 @@ func TestResolveHostPath(t *testing.T) {
 		})
 	}
 }
+
+func TestCRIStopSignal(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cri   runtimeapi.Signal
+		image string
+		want  runtimeapi.Signal
+	}{
+		{name: "nothing set is SIGTERM", want: runtimeapi.Signal_SIGNAL_SIGTERM},
+		{name: "config wins", cri: runtimeapi.Signal_SIGNAL_SIGQUIT, image: "SIGINT", want: runtimeapi.Signal_SIGNAL_SIGQUIT},
+		{name: "image by name", image: "SIGUSR1", want: runtimeapi.Signal_SIGNAL_SIGUSR1},
+		{name: "image by number", image: "9", want: runtimeapi.Signal_SIGNAL_SIGKILL},
+		{name: "image short name", image: "int", want: runtimeapi.Signal_SIGNAL_SIGINT},
+		{name: "image real-time signal", image: "40", want: runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT},
+		{name: "image nonsense", image: "SIGNOPE", want: runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &container{config: &runtimeapi.ContainerConfig{StopSignal: tc.cri}, meta: ContainerMetadata{StopSignal: tc.image}}
+			if got := criStopSignal(c); got != tc.want {
+				t.Errorf("criStopSignal = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
