@@ -220,11 +220,38 @@ func ListenPath(listen string) (string, error) {
 	return path, nil
 }
 
-// Keyed returns the configuration as nested maps keyed by the TOML names, so that what
-// berthd reports (verbose Status) reads like the file an operator writes.
+// redactedValue replaces a secret in what berthd shows of its configuration.
+const redactedValue = "REDACTED"
+
+// Redacted returns a copy of the configuration without its secrets: every registry
+// host's password, auth string and identity token (set ones become "REDACTED", so an
+// operator still sees that they are set). What berthd shows others goes through it.
+func (c Config) Redacted() Config {
+	hosts := c.Image.Registry.Hosts
+	if hosts == nil {
+		return c
+	}
+	c.Image.Registry.Hosts = make(map[string]image.HostConfig, len(hosts))
+	hide := func(s *string) {
+		if *s != "" {
+			*s = redactedValue
+		}
+	}
+	for name, h := range hosts {
+		hide(&h.Password)
+		hide(&h.Auth)
+		hide(&h.IdentityToken)
+		c.Image.Registry.Hosts[name] = h
+	}
+	return c
+}
+
+// Keyed returns the configuration, redacted, as nested maps keyed by the TOML names, so
+// that what berthd reports (verbose Status, which any CRI client may read) reads like
+// the file an operator writes and holds no secret.
 func (c Config) Keyed() (map[string]any, error) {
 	var buf strings.Builder
-	if err := toml.NewEncoder(&buf).Encode(c); err != nil {
+	if err := toml.NewEncoder(&buf).Encode(c.Redacted()); err != nil {
 		return nil, err
 	}
 	var m map[string]any

@@ -1,12 +1,15 @@
 package config
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-runtime/berth/image"
 )
 
 func TestDefaultsAreValid(t *testing.T) {
@@ -162,5 +165,48 @@ func TestCDISettings(t *testing.T) {
 		if err := c.Validate(); (err == nil) != tc.valid {
 			t.Errorf("Validate(spec_dirs %v) = %v, want valid %v", tc.dirs, err, tc.valid)
 		}
+	}
+}
+
+func TestKeyedRedactsSecrets(t *testing.T) {
+	const (
+		password = "hunter2-password"
+		auth     = "dXNlcjpodW50ZXIy-auth"
+		token    = "identity-token-secret"
+	)
+	for _, tc := range []struct {
+		name string
+		host image.HostConfig
+		want []string // what the output must still show
+	}{
+		{"all secrets", image.HostConfig{Username: "user", Password: password, Auth: auth, IdentityToken: token}, []string{"user", redactedValue}},
+		{"password only", image.HostConfig{Password: password, PlainHTTP: true}, []string{redactedValue}},
+		{"no secrets", image.HostConfig{Username: "user", CAFile: "/ca.pem"}, []string{"user", "/ca.pem"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Defaults()
+			c.Image.Registry.Hosts = map[string]image.HostConfig{"reg.example:5000": tc.host}
+			m, err := c.Keyed()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out strings.Builder
+			if err := json.NewEncoder(&out).Encode(m); err != nil {
+				t.Fatal(err)
+			}
+			for _, secret := range []string{password, auth, token} {
+				if strings.Contains(out.String(), secret) {
+					t.Errorf("Keyed shows a secret %q: %s", secret, out.String())
+				}
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("Keyed lost %q: %s", w, out.String())
+				}
+			}
+			if got := c.Image.Registry.Hosts["reg.example:5000"]; got != tc.host {
+				t.Errorf("Keyed changed the configuration itself: %+v", got)
+			}
+		})
 	}
 }
