@@ -152,3 +152,29 @@ func TestContainerMountSources(t *testing.T) {
 		t.Errorf("no /mnt/noexec in\n%s", mounts)
 	})
 }
+
+// TestContainerPrivateDirs: the directories that hold a pod's and a container's files
+// (shm, bundle, root filesystem, writable layer) are root's alone.
+func TestContainerPrivateDirs(t *testing.T) {
+	e := newCtrEnv(t)
+	id := e.run(t, ctrConfig("private", []string{"sleep", "1000"}))
+	e.removeAtEnd(t, id)
+	state := filepath.Join(e.d.dir, "state")
+	for _, dir := range []string{
+		filepath.Join(state, "pods"),
+		filepath.Join(state, "pods", e.pod),
+		filepath.Join(state, "containers"),
+		filepath.Join(state, "containers", id),
+		filepath.Join(e.d.root(), "rw"),
+		filepath.Join(e.d.root(), "rw", id),
+	} {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Errorf("%s: %v", dir, err)
+			continue
+		}
+		if mode := fi.Mode().Perm(); mode&0o077 != 0 {
+			t.Errorf("%s has mode %04o: host users can reach container files", dir, mode)
+		}
+	}
+}

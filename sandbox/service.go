@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -176,6 +177,14 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.ContainerRWDir == "" {
 		cfg.ContainerRWDir = filepath.Join(filepath.Dir(cfg.RecordDir), "rw")
 	}
+	// Pods' and containers' directories hold container files (shm, bundles, root
+	// filesystems, writable layers): their parents are root's alone, also when an
+	// older berthd made them with wider modes.
+	for _, dir := range []string{cfg.StateDir, cfg.ContainerStateDir, cfg.ContainerRWDir} {
+		if err := privateDir(dir); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+	}
 	cst, err := store.Open[ContainerMetadata, ContainerStatus](cfg.ContainerRecordDir)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
@@ -240,6 +249,15 @@ func newID() string {
 }
 
 // podDir is the pod's volatile directory.
+// privateDir makes dir (and missing parents) mode 0700, and sets that mode on it if it
+// already exists.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
+}
+
 func (s *Service) podDir(id string) string { return filepath.Join(s.cfg.StateDir, id) }
 
 // The entries of a pod's directory.
