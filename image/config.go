@@ -20,6 +20,9 @@ type Config struct {
 	Platform string `toml:"platform"`
 	// Registry holds mirrors, insecure hosts and credentials.
 	Registry RegistryConfig `toml:"registry"`
+	// PinnedImages are images reported Pinned, which kubelet's image garbage
+	// collection never removes: exact references or IDs, "prefix*" or "*keyword*".
+	PinnedImages []string `toml:"pinned_images"`
 }
 
 // RegistryConfig says how to reach registries: [image.registry] in berth.toml.
