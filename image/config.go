@@ -21,6 +21,9 @@ type Config struct {
 	Platform string
 	// Registry holds mirrors, insecure hosts and credentials.
 	Registry RegistryConfig
+	// PinnedImages are images reported Pinned, which kubelet's image garbage
+	// collection never removes: exact references or IDs, "prefix*" or "*keyword*".
+	PinnedImages []string
 }
 
 // RegistryConfig says how to reach registries.

@@ -81,7 +81,7 @@ func (s *Service) toImage(r store.Image) Image {
 		Config:      r.Config,
 		User:        r.User,
 		ChainIDs:    r.ChainIDs(),
-		Pinned:      r.Pinned,
+		Pinned:      r.Pinned || s.pinned.pinned(append(append([]string{r.ID}, tags...), digests...)...),
 		Created:     r.Created,
 	}
 }

@@ -33,6 +33,7 @@ type Service struct {
 	sem      chan struct{} // global bound on layer downloads
 	flights  flightGroup
 	sync     *syncer // makes blobs and snapshots durable before records rely on them
+	pinned   pinList // image.pinned_images: images reported Pinned to kubelet
 
 	mu   sync.Mutex
 	pins map[string]int // chain IDs and blob digests that pulls in progress rely on
@@ -66,6 +67,10 @@ func newService(cfg Config, log *slog.Logger, dial registry.DialFunc) (*Service,
 	if err != nil {
 		return nil, err
 	}
+	pinned, err := newPinList(cfg.PinnedImages)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("image service: %w", err)
 	}
@@ -75,6 +80,7 @@ func newService(cfg Config, log *slog.Logger, dial registry.DialFunc) (*Service,
 		platform: plat,
 		sem:      make(chan struct{}, cfg.MaxConcurrentDownloads),
 		pins:     map[string]int{},
+		pinned:   pinned,
 	}
 	if err := s.open(dial); err != nil {
 		s.Close()

@@ -191,6 +191,11 @@ func (s *Service) buildContainer(ctx context.Context, p *pod, c *container, st *
 		c.pending = nil
 		return nil
 	})
+	// The writable layer is the container's files: reachable by root alone (the
+	// overlay's upper directory inside keeps 0755, the mode of the container's /).
+	if err := os.MkdirAll(s.rwDirOf(id), 0o700); err != nil {
+		return fmt.Errorf("container writable layer: %w", err)
+	}
 	if err := s.mountRootfs(p, id, img.Layers); err != nil {
 		return err
 	}

@@ -3,17 +3,16 @@ package sandbox
 import (
 	"encoding/json"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/sandbox/apparmor"
+	"github.com/berth-runtime/berth/sandbox/cdi"
 	"github.com/berth-runtime/berth/sandbox/cgroups"
 	"github.com/berth-runtime/berth/sandbox/podfiles"
 	"github.com/berth-runtime/berth/sandbox/spec"
@@ -58,7 +57,8 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 	if sc.GetRunAsGroup() != nil && sc.GetRunAsUser() == nil && sc.GetRunAsUsername() == "" {
 		return nil, errdefs.InvalidArgument("run_as_group is set without run_as_user or run_as_username")
 	}
-	if err := checkAppArmor(sc); err != nil {
+	appArmor, err := apparmor.Profile(s.cfg.AppArmor, sc)
+	if err != nil {
 		return nil, err
 	}
 	user, err := spec.ResolveUser(in.rootfs, sc, in.image.User)
@@ -75,6 +75,10 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 		}
 	}
 	devices, err := deviceNodes(cfg.GetDevices(), privileged)
+	if err != nil {
+		return nil, err
+	}
+	cdiDevices, err := cdi.Requested(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -108,6 +112,7 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 		opts = append(opts, spec.WithPrivileged())
 	}
 	opts = append(opts,
+		spec.WithAmbientCapabilities(sc.GetCapabilities().GetAddAmbientCapabilities()),
 		spec.WithSeccomp(seccomp, ""),
 		nsOpts,
 		spec.WithCgroupsPath(in.cgroupsPath),
@@ -117,11 +122,21 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 		withRootPath(in.rootfs),
 		withNoNewPrivs(sc.GetNoNewPrivs()),
 		spec.WithSELinuxLabels(in.processLabel, in.mountLabel),
+		spec.WithAppArmorProfile(appArmor),
 	)
 	if !in.pod.opts.hostNetwork {
 		opts = append(opts, spec.WithHostname(in.pod.opts.hostname))
 	}
-	return spec.Build(opts...)
+	sp, err := spec.Build(opts...)
+	if err != nil {
+		return nil, err
+	}
+	// Last: a CDI spec's edits add to what the CRI asked for (device nodes and their
+	// cgroup rules after the deny-all, mounts, environment, hooks).
+	if err := s.cdi.Inject(sp, cdiDevices); err != nil {
+		return nil, err
+	}
+	return sp, nil
 }
 
 // containerNamespaces joins the pod's pinned namespaces (its user namespace too, when it
@@ -216,92 +231,4 @@ func legacySeccomp(p string) *runtimeapi.SecurityProfile {
 		return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: strings.TrimPrefix(p, "localhost/")}
 	}
 	return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: p}
-}
-
-// checkAppArmor answers an AppArmor request. This node's kernel decides: with AppArmor
-// off, asking for a named profile is an error (the container would run unconfined
-// against its owner's wish); RuntimeDefault and Unconfined mean nothing to do.
-func checkAppArmor(sc *runtimeapi.LinuxContainerSecurityContext) error {
-	prof := sc.GetApparmor()
-	//lint:ignore SA1019 older kubelets and crictl still send the name form
-	name := sc.GetApparmorProfile()
-	if prof != nil && prof.GetProfileType() == runtimeapi.SecurityProfile_Localhost {
-		name = prof.GetLocalhostRef()
-	}
-	if name == "" || name == "runtime/default" || name == "unconfined" {
-		return nil
-	}
-	if appArmorEnabled() {
-		return fmt.Errorf("AppArmor profile %q: berth does not load AppArmor profiles yet: %w", name, errdefs.ErrUnimplemented)
-	}
-	return errdefs.FailedPrecondition(fmt.Sprintf("AppArmor profile %q asked for, but AppArmor is not enabled on this node", name))
-}
-
-func appArmorEnabled() bool {
-	data, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
-	return err == nil && strings.HasPrefix(string(data), "Y")
-}
-
-// deviceNodes looks up the CRI's devices on the host; a privileged container gets every
-// device node of the host's /dev instead.
-func deviceNodes(devs []*runtimeapi.Device, privileged bool) ([]spec.DeviceNode, error) {
-	if privileged {
-		return hostDevices()
-	}
-	var out []spec.DeviceNode
-	for _, d := range devs {
-		n, err := deviceNode(d.GetHostPath(), d.GetContainerPath(), d.GetPermissions())
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-func deviceNode(host, ctr, perms string) (spec.DeviceNode, error) {
-	if ctr == "" {
-		ctr = host
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(host, &st); err != nil {
-		return spec.DeviceNode{}, errdefs.InvalidArgument(fmt.Sprintf("device %s: %v", host, err))
-	}
-	typ := ""
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFCHR:
-		typ = "c"
-	case unix.S_IFBLK:
-		typ = "b"
-	default:
-		return spec.DeviceNode{}, errdefs.InvalidArgument(fmt.Sprintf("device %s is not a device node", host))
-	}
-	return spec.DeviceNode{
-		ContainerPath: ctr, Type: typ,
-		Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev)),
-		FileMode: fs.FileMode(st.Mode & 0o777), UID: st.Uid, GID: st.Gid, Permissions: perms,
-	}, nil
-}
-
-// hostDevices lists the device nodes under the host's /dev (not /dev/pts, whose nodes
-// belong to the host's terminals, nor the console).
-func hostDevices() ([]spec.DeviceNode, error) {
-	var out []spec.DeviceNode
-	err := filepath.WalkDir("/dev", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil // a node that vanished while walking
-		}
-		if d.IsDir() && (p == "/dev/pts" || p == "/dev/shm" || p == "/dev/mqueue") {
-			return filepath.SkipDir
-		}
-		if d.Type()&fs.ModeDevice == 0 || p == "/dev/console" {
-			return nil
-		}
-		n, err := deviceNode(p, p, "rwm")
-		if err == nil {
-			out = append(out, n)
-		}
-		return nil
-	})
-	return out, err
 }

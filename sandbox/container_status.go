@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -34,6 +35,7 @@ func (s *Service) ContainerStatus(id string, verbose bool) (*runtimeapi.Containe
 		Annotations: c.config.GetAnnotations(),
 		Mounts:      c.statusMounts(),
 		LogPath:     c.meta.LogPath,
+		StopSignal:  criStopSignal(c),
 		Resources:   c.resources(st),
 		User: &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{
 			Uid: int64(c.meta.User.UID), Gid: int64(c.meta.User.GID), SupplementalGroups: gids(c.meta.User.AdditionalGids),
@@ -64,6 +66,20 @@ type containerVerbose struct {
 	MonitorDir     string          `json:"monitorDir"`
 	RuntimeHandler string          `json:"runtimeHandler"`
 	Config         json.RawMessage `json:"config"`
+}
+
+// criStopSignal is the signal StopContainer sends, in the CRI's terms: the config's,
+// else the image's STOPSIGNAL, else SIGTERM. An image signal the CRI has no name for
+// (a real-time signal) is RUNTIME_DEFAULT.
+func criStopSignal(c *container) runtimeapi.Signal {
+	if sig := c.config.GetStopSignal(); sig != runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT {
+		return sig
+	}
+	sig, err := stopSignal(c)
+	if err != nil {
+		return runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT
+	}
+	return runtimeapi.Signal(runtimeapi.Signal_value["SIGNAL_"+unix.SignalName(sig)])
 }
 
 func criContainerState(s ContainerState) runtimeapi.ContainerState {

@@ -120,11 +120,9 @@ func (s *Service) PortForward(ctx context.Context, podID string, port int32, str
 	if !p.ready() {
 		return errdefs.FailedPrecondition(fmt.Sprintf("pod sandbox %s is not ready", p.meta.ID))
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
 	var conn net.Conn
 	dial := func() error {
-		var d net.Dialer
-		conn, err = d.DialContext(ctx, "tcp4", addr)
+		conn, err = dialLoopback(ctx, port)
 		return err
 	}
 	if p.opts.hostNetwork {
@@ -140,6 +138,28 @@ func (s *Service) PortForward(ctx context.Context, podID string, port int32, str
 	}
 	defer conn.Close()
 	return splice(ctx, conn, stream)
+}
+
+// loopbacks are the pod's loopback addresses PortForward tries, in order: a server
+// may listen on IPv4 or on IPv6 alone (an IPv6-only pod, or a [::1]-bound debug port).
+var loopbacks = []string{"127.0.0.1", "::1"}
+
+// dialLoopback connects to port on the first loopback address that answers, in the
+// calling thread's network namespace.
+func dialLoopback(ctx context.Context, port int32) (net.Conn, error) {
+	var errs []error
+	for _, ip := range loopbacks {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ip, strconv.Itoa(int(port))))
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
 }
 
 // splice copies both ways between conn and stream until the pod's side is done or ctx

@@ -141,3 +141,68 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestResolveHostPath(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"link": real, "chain": filepath.Join(dir, "link"), "dangling": filepath.Join(dir, "gone")} {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name, host, want string
+		invalid          bool
+	}{
+		{name: "directory", host: real, want: real},
+		{name: "symlink resolved", host: filepath.Join(dir, "link"), want: real},
+		{name: "chain of links", host: filepath.Join(dir, "chain"), want: real},
+		{name: "missing", host: filepath.Join(dir, "missing"), invalid: true},
+		{name: "dangling link", host: filepath.Join(dir, "dangling"), invalid: true},
+		{name: "relative", host: "real", invalid: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := &runtimeapi.Mount{ContainerPath: "/mnt", HostPath: tc.host, Readonly: true}
+			got, err := resolveHostPath(in)
+			if tc.invalid {
+				if !errdefs.IsInvalidArgument(err) {
+					t.Fatalf("resolveHostPath(%s) = %v, %v; want InvalidArgument", tc.host, got, err)
+				}
+				return
+			}
+			if err != nil || got.GetHostPath() != tc.want || !got.GetReadonly() {
+				t.Fatalf("resolveHostPath(%s) = %v, %v; want host path %s", tc.host, got, err, tc.want)
+			}
+			if in.GetHostPath() != tc.host {
+				t.Errorf("the request's mount was changed to %s", in.GetHostPath())
+			}
+		})
+	}
+}
+
+func TestCRIStopSignal(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cri   runtimeapi.Signal
+		image string
+		want  runtimeapi.Signal
+	}{
+		{name: "nothing set is SIGTERM", want: runtimeapi.Signal_SIGNAL_SIGTERM},
+		{name: "config wins", cri: runtimeapi.Signal_SIGNAL_SIGQUIT, image: "SIGINT", want: runtimeapi.Signal_SIGNAL_SIGQUIT},
+		{name: "image by name", image: "SIGUSR1", want: runtimeapi.Signal_SIGNAL_SIGUSR1},
+		{name: "image by number", image: "9", want: runtimeapi.Signal_SIGNAL_SIGKILL},
+		{name: "image short name", image: "int", want: runtimeapi.Signal_SIGNAL_SIGINT},
+		{name: "image real-time signal", image: "40", want: runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT},
+		{name: "image nonsense", image: "SIGNOPE", want: runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &container{config: &runtimeapi.ContainerConfig{StopSignal: tc.cri}, meta: ContainerMetadata{StopSignal: tc.image}}
+			if got := criStopSignal(c); got != tc.want {
+				t.Errorf("criStopSignal = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -28,7 +28,11 @@ func (s *Service) imageVolumes(c *container, undo *cleanup.Stack) ([]*runtimeapi
 			if m.GetImageSubPath() != "" {
 				return nil, errdefs.InvalidArgument(fmt.Sprintf("mount at %s: image_sub_path without an image", m.GetContainerPath()))
 			}
-			out = append(out, m)
+			resolved, err := resolveHostPath(m)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, resolved)
 			continue
 		}
 		if !m.GetReadonly() {
@@ -56,6 +60,30 @@ func (s *Service) imageVolumes(c *container, undo *cleanup.Stack) ([]*runtimeapi
 		bind.HostPath, bind.Image, bind.ImageSubPath = src, nil, ""
 		out = append(out, bind)
 	}
+	return out, nil
+}
+
+// resolveHostPath checks that a CRI mount's host path exists and resolves its symbolic
+// links once, on the host: the OCI runtime then binds the real path, so that a link
+// swapped between this check and the start cannot redirect the mount. A missing
+// source is InvalidArgument (kubelet creates the directories it means to mount).
+func resolveHostPath(m *runtimeapi.Mount) (*runtimeapi.Mount, error) {
+	src := m.GetHostPath()
+	if !filepath.IsAbs(src) {
+		return nil, errdefs.InvalidArgument(fmt.Sprintf("mount at %s: host path %q is not absolute", m.GetContainerPath(), src))
+	}
+	real, err := filepath.EvalSymlinks(src)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errdefs.InvalidArgument(fmt.Sprintf("mount at %s: host path %s does not exist", m.GetContainerPath(), src))
+	}
+	if err != nil {
+		return nil, errdefs.InvalidArgument(fmt.Sprintf("mount at %s: host path %s: %v", m.GetContainerPath(), src, err))
+	}
+	if real == src {
+		return m, nil
+	}
+	out := proto.Clone(m).(*runtimeapi.Mount)
+	out.HostPath = real
 	return out, nil
 }
 

@@ -27,7 +27,9 @@ func (s *Service) build(ctx context.Context, p *pod, undo *cleanup.Stack) (*Stat
 	st := &Status{}
 	id, o := p.meta.ID, p.opts
 	dir := s.podDir(id)
-	if err := os.MkdirAll(dir, 0o711); err != nil {
+	// 0700: it holds the pod's /dev/shm (a 1777 tmpfs) and files its containers bind;
+	// pod ids show in cgroup paths, so only the mode keeps host users out.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return st, fmt.Errorf("pod directory: %w", err)
 	}
 	undo.Push("pod directory", func(context.Context) error {

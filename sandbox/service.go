@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/network"
+	"github.com/berth-runtime/berth/sandbox/apparmor"
+	"github.com/berth-runtime/berth/sandbox/cdi"
 	"github.com/berth-runtime/berth/sandbox/cgroups"
 	"github.com/berth-runtime/berth/sandbox/registrar"
 	"github.com/berth-runtime/berth/sandbox/runtime"
@@ -97,6 +100,11 @@ type Config struct {
 
 	// NRI runs the NRI plugins' hooks; nil: none.
 	NRI NRI
+	// AppArmor is the node's AppArmor (nil: this node's, sandbox/apparmor.Node).
+	AppArmor apparmor.Host
+	// CDISpecDirs are the directories of CDI specs, in rising priority (nil: CDI
+	// devices cannot be resolved).
+	CDISpecDirs []string
 }
 
 // Service runs pods. Its methods are safe for concurrent use.
@@ -120,6 +128,8 @@ type Service struct {
 	creates  sync.WaitGroup // creates in flight, which Close waits for
 
 	events *broadcaster // container events, for GetContainerEvents
+
+	cdi *cdi.Resolver // nil without CDI spec directories
 }
 
 // infraOOMScoreAdj is the oom_score_adj pause asks for, as kubelet's pause does.
@@ -157,6 +167,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.NRI == nil {
 		cfg.NRI = noNRI{}
 	}
+	if cfg.AppArmor == nil {
+		cfg.AppArmor = &apparmor.Node{}
+	}
 	st, err := store.Open[Metadata, Status](cfg.RecordDir)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
@@ -169,6 +182,14 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.ContainerRWDir == "" {
 		cfg.ContainerRWDir = filepath.Join(filepath.Dir(cfg.RecordDir), "rw")
+	}
+	// Pods' and containers' directories hold container files (shm, bundles, root
+	// filesystems, writable layers): their parents are root's alone, also when an
+	// older berthd made them with wider modes.
+	for _, dir := range []string{cfg.StateDir, cfg.ContainerStateDir, cfg.ContainerRWDir} {
+		if err := privateDir(dir); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
 	}
 	cst, err := store.Open[ContainerMetadata, ContainerStatus](cfg.ContainerRecordDir)
 	if err != nil {
@@ -184,6 +205,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		pods:     map[string]*pod{},
 		ctrs:     map[string]*container{},
 		events:   newBroadcaster(cfg.Log),
+	}
+	if len(cfg.CDISpecDirs) > 0 {
+		if s.cdi, err = cdi.New(cfg.CDISpecDirs); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
 	}
 	s.recover(ctx)
 	s.recoverContainers(ctx)
@@ -229,6 +255,15 @@ func newID() string {
 }
 
 // podDir is the pod's volatile directory.
+// privateDir makes dir (and missing parents) mode 0700, and sets that mode on it if it
+// already exists.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
+}
+
 func (s *Service) podDir(id string) string { return filepath.Join(s.cfg.StateDir, id) }
 
 // The entries of a pod's directory.

@@ -80,7 +80,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return toml.NewEncoder(stdout).Encode(cfg)
+		return toml.NewEncoder(stdout).Encode(cfg.Redacted())
 	case len(rest) > 0:
 		return fmt.Errorf("unknown command %q (want: config default | config effective)", rest)
 	}

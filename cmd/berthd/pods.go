@@ -69,6 +69,7 @@ func newPodService(ctx context.Context, cfg config.Config, log *slog.Logger, run
 		ContainerStateDir:  filepath.Join(cfg.State, "containers"),
 		ContainerRWDir:     filepath.Join(cfg.Root, "rw"),
 		NRI:                hooks,
+		CDISpecDirs:        cfg.CDI.SpecDirs,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("pods: %w", err)

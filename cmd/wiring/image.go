@@ -14,6 +14,7 @@ func ImageConfig(c config.Image, root string) image.Config {
 		StallTimeout:           c.StallTimeout.Duration,
 		MaxLayerSize:           c.MaxLayerSize,
 		Platform:               c.Platform,
+		PinnedImages:           c.PinnedImages,
 		Registry: image.RegistryConfig{
 			Mirrors:     c.Registry.Mirrors,
 			MirrorsOnly: c.Registry.MirrorsOnly,

@@ -38,6 +38,7 @@ type Config struct {
 	Pod            Pod                `toml:"pod"`
 	Streaming      Streaming          `toml:"streaming"`
 	NRI            NRI                `toml:"nri"`
+	CDI            CDI                `toml:"cdi"`
 }
 
 // NRI configures the Node Resource Interface (sandbox/nri).
@@ -52,8 +53,14 @@ type NRI struct {
 	PluginConfigPath string `toml:"plugin_config_path"`
 	// PluginRegistrationTimeout bounds a plugin's registration; PluginRequestTimeout
 	// each request to one plugin. A plugin past it is dropped and the event goes on.
-	PluginRegistrationTimeout image.Duration `toml:"plugin_registration_timeout"`
-	PluginRequestTimeout      image.Duration `toml:"plugin_request_timeout"`
+	PluginRegistrationTimeout Duration `toml:"plugin_registration_timeout"`
+	PluginRequestTimeout      Duration `toml:"plugin_request_timeout"`
+}
+
+// CDI configures Container Device Interface devices.
+type CDI struct {
+	// SpecDirs are the directories of CDI specs, in rising priority.
+	SpecDirs []string `toml:"spec_dirs"`
 }
 
 // Pod configures pod sandboxes.
@@ -209,6 +216,11 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("pod.restrict_oom_score_adj %q: want auto, always or never", c.Pod.RestrictOOMScoreAdj))
 	}
 	errs = append(errs, c.NRI.validate()...)
+	for _, d := range c.CDI.SpecDirs {
+		if !filepath.IsAbs(d) {
+			errs = append(errs, fmt.Errorf("cdi.spec_dirs: %q must be an absolute path", d))
+		}
+	}
 	if c.Image.MaxLayerSize < 0 {
 		errs = append(errs, fmt.Errorf("image.max_layer_size must not be negative"))
 	}
@@ -253,11 +265,38 @@ func ListenPath(listen string) (string, error) {
 	return path, nil
 }
 
-// Keyed returns the configuration as nested maps keyed by the TOML names, so that what
-// berthd reports (verbose Status) reads like the file an operator writes.
+// redactedValue replaces a secret in what berthd shows of its configuration.
+const redactedValue = "REDACTED"
+
+// Redacted returns a copy of the configuration without its secrets: every registry
+// host's password, auth string and identity token (set ones become "REDACTED", so an
+// operator still sees that they are set). What berthd shows others goes through it.
+func (c Config) Redacted() Config {
+	hosts := c.Image.Registry.Hosts
+	if hosts == nil {
+		return c
+	}
+	c.Image.Registry.Hosts = make(map[string]Host, len(hosts))
+	hide := func(s *string) {
+		if *s != "" {
+			*s = redactedValue
+		}
+	}
+	for name, h := range hosts {
+		hide(&h.Password)
+		hide(&h.Auth)
+		hide(&h.IdentityToken)
+		c.Image.Registry.Hosts[name] = h
+	}
+	return c
+}
+
+// Keyed returns the configuration, redacted, as nested maps keyed by the TOML names, so
+// that what berthd reports (verbose Status, which any CRI client may read) reads like
+// the file an operator writes and holds no secret.
 func (c Config) Keyed() (map[string]any, error) {
 	var buf strings.Builder
-	if err := toml.NewEncoder(&buf).Encode(c); err != nil {
+	if err := toml.NewEncoder(&buf).Encode(c.Redacted()); err != nil {
 		return nil, err
 	}
 	var m map[string]any

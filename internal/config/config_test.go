@@ -1,8 +1,10 @@
 package config
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,5 +142,69 @@ func TestKeyedUsesTOMLNames(t *testing.T) {
 	img, _ := m["image"].(map[string]any)
 	if img["stall_timeout"] != "1m0s" {
 		t.Errorf("image.stall_timeout = %v (image = %v)", img["stall_timeout"], img)
+	}
+}
+
+func TestCDISettings(t *testing.T) {
+	c := Defaults()
+	if !slices.Equal(c.CDI.SpecDirs, []string{"/etc/cdi", "/var/run/cdi"}) {
+		t.Fatalf("cdi.spec_dirs default = %v", c.CDI.SpecDirs)
+	}
+	for _, tc := range []struct {
+		dirs  []string
+		valid bool
+	}{
+		{nil, true},
+		{[]string{"/tmp/cdi"}, true},
+		{[]string{"cdi"}, false},
+	} {
+		c := Defaults()
+		c.CDI.SpecDirs = tc.dirs
+		if err := c.Validate(); (err == nil) != tc.valid {
+			t.Errorf("Validate(spec_dirs %v) = %v, want valid %v", tc.dirs, err, tc.valid)
+		}
+	}
+}
+
+func TestKeyedRedactsSecrets(t *testing.T) {
+	const (
+		password = "hunter2-password"
+		auth     = "dXNlcjpodW50ZXIy-auth"
+		token    = "identity-token-secret"
+	)
+	for _, tc := range []struct {
+		name string
+		host Host
+		want []string // what the output must still show
+	}{
+		{"all secrets", Host{Username: "user", Password: password, Auth: auth, IdentityToken: token}, []string{"user", redactedValue}},
+		{"password only", Host{Password: password, PlainHTTP: true}, []string{redactedValue}},
+		{"no secrets", Host{Username: "user", CAFile: "/ca.pem"}, []string{"user", "/ca.pem"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Defaults()
+			c.Image.Registry.Hosts = map[string]Host{"reg.example:5000": tc.host}
+			m, err := c.Keyed()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out strings.Builder
+			if err := json.NewEncoder(&out).Encode(m); err != nil {
+				t.Fatal(err)
+			}
+			for _, secret := range []string{password, auth, token} {
+				if strings.Contains(out.String(), secret) {
+					t.Errorf("Keyed shows a secret %q: %s", secret, out.String())
+				}
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("Keyed lost %q: %s", w, out.String())
+				}
+			}
+			if got := c.Image.Registry.Hosts["reg.example:5000"]; got != tc.host {
+				t.Errorf("Keyed changed the configuration itself: %+v", got)
+			}
+		})
 	}
 }

@@ -13,6 +13,9 @@ type Image struct {
 	// Platform selects the manifest from an image index, as os/arch[/variant].
 	// Empty means this node's platform.
 	Platform string `toml:"platform"`
+	// PinnedImages are images reported Pinned, which kubelet's image garbage
+	// collection never removes: exact references or IDs, "prefix*" or "*keyword*".
+	PinnedImages []string `toml:"pinned_images"`
 	// Registry holds mirrors, insecure hosts and credentials.
 	Registry Registry `toml:"registry"`
 }

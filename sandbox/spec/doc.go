@@ -23,7 +23,8 @@
 //     readonlyPaths; nil keeps the defaults), WithReadonlyRootfs (root);
 //  3. WithCapabilities (process.capabilities), then WithPrivileged when
 //     asked, which must come after 2 and 3 because it clears the paths,
-//     grants every capability and makes /sys writable;
+//     grants every capability and makes /sys writable, then
+//     WithAmbientCapabilities (adds to every set, ambient and inheritable too);
 //  4. WithSeccomp (linux.seccomp), after 3, because moby's default profile
 //     allows some syscalls only when the bounding set holds a capability;
 //  5. WithNamespaces (network, IPC, UTS and PID entries of

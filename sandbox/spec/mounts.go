@@ -21,6 +21,8 @@ import (
 // recursive_read_only adds "rro" and needs readonly, private propagation
 // and rroSupported (runc ≥ 1.1 on Linux ≥ 5.12). Container and host paths
 // must be absolute; image volumes are not handled here. Mappings make an idmapped mount.
+// mount_options (noexec, nodev, nosuid, atime flags, ...) follow, from the
+// set bindFlagOptions allows: per-mount flags a bind mount can carry.
 func WithMounts(criMounts []*runtimeapi.Mount, rroSupported bool) Opt {
 	return func(s *specs.Spec) error {
 		var added []specs.Mount
@@ -96,6 +98,11 @@ func bindMount(m *runtimeapi.Mount, rroSupported bool) (specs.Mount, error) {
 		}
 		opts = append(opts, "rro")
 	}
+	extra, err := bindOptions(dst, m.GetMountOptions())
+	if err != nil {
+		return specs.Mount{}, err
+	}
+	opts = append(opts, extra...)
 	uids, gids, err := mountIDMaps(m)
 	if err != nil {
 		return specs.Mount{}, err
@@ -133,4 +140,30 @@ func mountIDMaps(m *runtimeapi.Mount) (uids, gids []specs.LinuxIDMapping, err er
 	}
 	gids, err = conv(m.GetGidMappings())
 	return uids, gids, err
+}
+
+// bindFlagOptions are the mount_options a CRI mount may carry: per-mount flags
+// the OCI runtime can apply to a bind mount (a remount with MS_BIND). Read-only
+// and propagation have their own CRI fields; filesystem data options
+// (size=, mode=, ...) mean nothing to a bind mount.
+var bindFlagOptions = map[string]bool{
+	"noexec": true, "exec": true, "nodev": true, "dev": true, "nosuid": true, "suid": true,
+	"noatime": true, "atime": true, "relatime": true, "norelatime": true,
+	"strictatime": true, "nostrictatime": true, "nodiratime": true, "diratime": true,
+}
+
+// bindOptions checks the CRI's mount_options of the mount at dst, in order,
+// without duplicates.
+func bindOptions(dst string, in []string) ([]string, error) {
+	var out []string
+	for _, o := range in {
+		o = strings.TrimSpace(o)
+		if !bindFlagOptions[o] {
+			return nil, errdefs.InvalidArgument(fmt.Sprintf("mount %s: option %q is not a bind mount flag (allowed: noexec, nodev, nosuid, their opposites and the atime flags)", dst, o))
+		}
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out, nil
 }

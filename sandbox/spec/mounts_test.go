@@ -45,6 +45,10 @@ func TestWithMounts(t *testing.T) {
 		{"idmap without gid mappings", []*M{{ContainerPath: "/d", HostPath: "/h", UidMappings: []*runtimeapi.IDMapping{{HostId: 1000, Length: 10}}}}, false, nil, "", errdefs.ErrInvalidArgument},
 		{"idmap empty range", []*M{{ContainerPath: "/d", HostPath: "/h", UidMappings: []*runtimeapi.IDMapping{{HostId: 1000}},
 			GidMappings: []*runtimeapi.IDMapping{{HostId: 1000, Length: 10}}}}, false, nil, "", errdefs.ErrInvalidArgument},
+		{"mount options", []*M{{ContainerPath: "/o", HostPath: "/h", MountOptions: []string{"noexec", "nodev", "nosuid", "noexec", "noatime"}}}, false,
+			map[string][]string{"/o": {"rbind", "rprivate", "rw", "noexec", "nodev", "nosuid", "noatime"}}, "", nil},
+		{"mount option not a flag", []*M{{ContainerPath: "/o", HostPath: "/h", MountOptions: []string{"size=1m"}}}, false, nil, "", errdefs.ErrInvalidArgument},
+		{"mount option rw", []*M{{ContainerPath: "/o", HostPath: "/h", Readonly: true, MountOptions: []string{"rw"}}}, false, nil, "", errdefs.ErrInvalidArgument},
 		{"replaces /dev/shm", []*M{{ContainerPath: "/dev/shm", HostPath: "/run/pod/shm"}}, false,
 			map[string][]string{"/dev/shm": {"rbind", "rprivate", "rw"}}, "", nil},
 	} {

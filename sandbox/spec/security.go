@@ -115,6 +115,39 @@ func WithCapabilities(privileged bool, add, drop []string) Opt {
 	}
 }
 
+// WithAmbientCapabilities adds the CRI's add_ambient_capabilities to every
+// set: bounding, effective, permitted, inheritable and ambient, so that a
+// process running as a non-root user keeps them across execve. Apply it
+// after WithCapabilities and WithPrivileged. "ALL" is refused: the ambient
+// set is for named capabilities a workload needs, never a blanket grant.
+func WithAmbientCapabilities(ambient []string) Opt {
+	return func(s *specs.Spec) error {
+		names, all, err := normalizeCaps(ambient)
+		if err != nil {
+			return err
+		}
+		if all {
+			return errdefs.InvalidArgument("ambient capabilities cannot be ALL: name each one")
+		}
+		if len(names) == 0 {
+			return nil
+		}
+		c := s.Process.Capabilities
+		if c == nil {
+			c = &specs.LinuxCapabilities{}
+			s.Process.Capabilities = c
+		}
+		for _, set := range []*[]string{&c.Bounding, &c.Effective, &c.Permitted, &c.Inheritable, &c.Ambient} {
+			for _, n := range names {
+				if !slices.Contains(*set, n) {
+					*set = append(*set, n)
+				}
+			}
+		}
+		return nil
+	}
+}
+
 func normalizeCaps(in []string) (named []string, all bool, err error) {
 	for _, c := range in {
 		n, err := normalizeCap(c)
@@ -197,4 +230,13 @@ func allAbsolute(paths []string) error {
 		}
 	}
 	return nil
+}
+
+// WithAppArmorProfile sets process.apparmorProfile, the profile the OCI runtime
+// confines the process with ("" for none; sandbox/apparmor decides the name).
+func WithAppArmorProfile(name string) Opt {
+	return func(s *specs.Spec) error {
+		s.Process.ApparmorProfile = name
+		return nil
+	}
 }

@@ -51,6 +51,42 @@ func TestWithCapabilities(t *testing.T) {
 	}
 }
 
+func TestWithAmbientCapabilities(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		drop      []string
+		ambient   []string
+		wantSets  []string // bounding, effective, permitted
+		wantAmb   []string // inheritable and ambient
+		wantError bool
+	}{
+		{"none", nil, nil, defaultCaps, nil, false},
+		{"one new", nil, []string{"net_admin"}, append(slices.Clone(defaultCaps), "CAP_NET_ADMIN"), []string{"CAP_NET_ADMIN"}, false},
+		{"one default", nil, []string{"CAP_CHOWN", "chown"}, defaultCaps, []string{"CAP_CHOWN"}, false},
+		{"after drop all", []string{"ALL"}, []string{"NET_BIND_SERVICE"}, []string{"CAP_NET_BIND_SERVICE"}, []string{"CAP_NET_BIND_SERVICE"}, false},
+		{"all refused", nil, []string{"ALL"}, nil, nil, true},
+		{"unknown", nil, []string{"FLY"}, nil, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := buildOrInvalid(t, tc.wantError, WithCapabilities(false, nil, tc.drop), WithAmbientCapabilities(tc.ambient))
+			if s == nil {
+				return
+			}
+			c := s.Process.Capabilities
+			for name, got := range map[string][]string{"bounding": c.Bounding, "effective": c.Effective, "permitted": c.Permitted} {
+				if !reflect.DeepEqual(sorted(got), sorted(tc.wantSets)) {
+					t.Errorf("%s = %v, want %v", name, got, tc.wantSets)
+				}
+			}
+			for name, got := range map[string][]string{"inheritable": c.Inheritable, "ambient": c.Ambient} {
+				if !reflect.DeepEqual(sorted(got), sorted(tc.wantAmb)) {
+					t.Errorf("%s = %v, want %v", name, got, tc.wantAmb)
+				}
+			}
+		})
+	}
+}
+
 func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
 
 func TestWithPrivileged(t *testing.T) {
@@ -127,5 +163,14 @@ func TestBoundedBy(t *testing.T) {
 				t.Fatal("CAP_SYS_RESOURCE granted without its bit")
 			}
 		})
+	}
+}
+
+func TestWithAppArmorProfile(t *testing.T) {
+	for _, name := range []string{"", "berth-default", "mine"} {
+		s, err := Build(WithAppArmorProfile(name))
+		if err != nil || s.Process.ApparmorProfile != name {
+			t.Errorf("WithAppArmorProfile(%q): profile %q, %v", name, s.Process.ApparmorProfile, err)
+		}
 	}
 }
