@@ -99,6 +99,7 @@ func (s *Service) UpdateContainerResources(ctx context.Context, id string, r *ru
 	if err != nil {
 		return err
 	}
+	res = s.cfg.Cgroups.WithoutUnavailable(res)
 	if err := s.applyResources(ctx, c, st, res); err != nil {
 		return fmt.Errorf("update container %s: %w", c.meta.ID, err)
 	}
