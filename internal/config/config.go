@@ -60,6 +60,8 @@ type Runtime struct {
 type Network struct {
 	ConfDir string   `toml:"conf_dir"`
 	BinDirs []string `toml:"bin_dirs"`
+	// DefaultNetwork lets berth's embedded network serve while ConfDir is empty.
+	DefaultNetwork bool `toml:"default_network"`
 }
 
 // Streaming configures the exec/attach/port-forward server.
