@@ -270,6 +270,11 @@ func TestDisabledDefaultWaitsForConfig(t *testing.T) {
 		if err == nil || !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "default_network") {
 			t.Fatalf("Status with no configuration = %v, want a failed precondition naming default_network", err)
 		}
+		// A refused pod's undo finds nothing to tear down, rather than a failure that
+		// would keep the pod listed.
+		if err := m.Teardown(ctx, Pod{ID: "refused", Name: "p", Namespace: "ns"}); err != nil {
+			t.Fatalf("Teardown with no configuration and nothing cached = %v, want nil", err)
+		}
 	}
 	writeFile(t, filepath.Join(confDir, "10-net.conflist"), testConflist, 0o644)
 	if err := m.Status(ctx); err != nil {

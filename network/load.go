@@ -28,6 +28,9 @@ type netConf struct {
 	ownLoopback bool
 	err         error  // why there is no usable network; wraps ErrFailedPrecondition
 	stamp       string // fingerprint of the directory when it was read
+	// none: the directory holds no configuration and the default network is off, so
+	// no plugin can have run for a pod that has nothing cached.
+	none bool
 }
 
 // loopbackList is the network berth uses to bring lo up in pods whose network does not.
@@ -93,6 +96,7 @@ func loadConf(dir string, def DefaultNetwork, stamp string) *netConf {
 		c.err = fmt.Errorf("no CNI configuration in %s yet: pods wait for the cluster's network plugin to write one "+
 			"(berth's embedded default network is off; network.default_network = true turns it on): %w",
 			dir, errdefs.ErrFailedPrecondition)
+		c.none = true
 		return c
 	}
 	if len(files) == 0 {
