@@ -66,11 +66,17 @@ type ctrEnv struct {
 // removes the pod (so its containers) when the test ends, also when it fails.
 func newCtrEnv(t *testing.T, edits ...func(*runtimeapi.PodSandboxConfig)) *ctrEnv {
 	t.Helper()
+	return newCtrEnvWith(t, "", edits...)
+}
+
+// newCtrEnvWith is newCtrEnv with extra TOML appended to berthd's configuration.
+func newCtrEnvWith(t *testing.T, extraConfig string, edits ...func(*runtimeapi.PodSandboxConfig)) *ctrEnv {
+	t.Helper()
 	b, imgs := testCatalogue(t)
 	e := &ctrEnv{builder: b, logDir: t.TempDir()}
 	e.reg = serveRegistry(t, imgs...)
 	e.n = newTestNetwork(t)
-	e.config = e.n.toml() + e.reg.MirrorTOML()
+	e.config = e.n.toml() + e.reg.MirrorTOML() + extraConfig
 	e.d = startDaemon(t, daemonOptions{Config: e.config})
 	e.d.pull(t, busyboxRef)
 	e.podCfg = podConfig(t, "ctr-"+strings.ToLower(cleanName(t.Name())), append([]func(*runtimeapi.PodSandboxConfig){

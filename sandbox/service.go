@@ -15,6 +15,7 @@ import (
 	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/network"
 	"github.com/berth-runtime/berth/sandbox/cgroups"
+	"github.com/berth-runtime/berth/sandbox/diskusage"
 	"github.com/berth-runtime/berth/sandbox/registrar"
 	"github.com/berth-runtime/berth/sandbox/runtime"
 	"github.com/berth-runtime/berth/sandbox/store"
@@ -94,6 +95,9 @@ type Config struct {
 	ContainerRecordDir string
 	ContainerStateDir  string
 	ContainerRWDir     string
+	// DiskUsageInterval is how often the writable layers are measured for the stats
+	// (sandbox/diskusage); 0 is its default, and it is clamped to its bounds.
+	DiskUsageInterval time.Duration
 }
 
 // Service runs pods. Its methods are safe for concurrent use.
@@ -117,6 +121,11 @@ type Service struct {
 	creates  sync.WaitGroup // creates in flight, which Close waits for
 
 	events *broadcaster // container events, for GetContainerEvents
+
+	// usage holds the writable layers' figures, refreshed in the background until
+	// Close calls stopUsage.
+	usage     *diskusage.Cache
+	stopUsage context.CancelFunc
 }
 
 // infraOOMScoreAdj is the oom_score_adj pause asks for, as kubelet's pause does.
@@ -181,13 +190,29 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s.recover(ctx)
 	s.recoverContainers(ctx)
+	s.usage = diskusage.NewCache(cfg.DiskUsageInterval, s.writableLayers, cfg.Log)
+	usageCtx, stop := context.WithCancel(context.Background())
+	s.stopUsage = stop
+	go s.usage.Run(usageCtx)
 	return s, nil
+}
+
+// writableLayers maps every container to its writable layer, for the usage cache.
+func (s *Service) writableLayers() map[string]string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[string]string, len(s.ctrs))
+	for id := range s.ctrs {
+		out[id] = s.rwDirOf(id)
+	}
+	return out
 }
 
 // Close waits (at most until ctx ends) for the creates still running past their
 // callers' deadlines, so that berthd does not leave them half-made on a clean stop.
 // RunPod fails with errdefs.ErrUnavailable from then on.
 func (s *Service) Close(ctx context.Context) {
+	s.stopUsage()
 	s.creating.Lock()
 	s.closing = true
 	s.creating.Unlock()

@@ -73,6 +73,7 @@ func newPodService(ctx context.Context, cfg config.Config, log *slog.Logger, run
 		ContainerRecordDir: filepath.Join(cfg.Root, "containers"),
 		ContainerStateDir:  filepath.Join(cfg.State, "containers"),
 		ContainerRWDir:     filepath.Join(cfg.Root, "rw"),
+		DiskUsageInterval:  cfg.Pod.DiskUsageInterval.Duration,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("pods: %w", err)

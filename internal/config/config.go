@@ -49,6 +49,9 @@ type Pod struct {
 	CreateTimeout image.Duration `toml:"create_timeout"`
 	// RestrictOOMScoreAdj is "auto", "always" or "never" (see default.toml).
 	RestrictOOMScoreAdj string `toml:"restrict_oom_score_adj"`
+	// DiskUsageInterval is how often the containers' writable layers are measured for
+	// the stats kubelet reads.
+	DiskUsageInterval image.Duration `toml:"disk_usage_interval"`
 }
 
 // Runtime is one OCI runtime handler.
@@ -186,6 +189,9 @@ func (c Config) Validate() error {
 	}
 	if c.Pod.CreateTimeout.Duration < time.Second {
 		errs = append(errs, fmt.Errorf("pod.create_timeout must be at least 1s"))
+	}
+	if d := c.Pod.DiskUsageInterval.Duration; d < time.Second || d > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("pod.disk_usage_interval %v: want 1s to 5m", d))
 	}
 	switch c.Pod.RestrictOOMScoreAdj {
 	case "auto", "always", "never":
