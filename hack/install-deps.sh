@@ -8,7 +8,7 @@
 set -euo pipefail
 
 run_pkgs=(runc crun containernetworking-plugins iptables iproute2 ca-certificates)
-test_pkgs=(gcc make dpkg-dev libc6-dev libseccomp-dev pkg-config git)
+test_pkgs=(gcc make dpkg-dev libc6-dev libseccomp-dev pkg-config git jq curl)
 
 pkgs=("${run_pkgs[@]}")
 [ "${1:-}" = "--run" ] || pkgs+=("${test_pkgs[@]}")
