@@ -212,7 +212,9 @@ func (s *Service) writableLayers() map[string]string {
 // callers' deadlines, so that berthd does not leave them half-made on a clean stop.
 // RunPod fails with errdefs.ErrUnavailable from then on.
 func (s *Service) Close(ctx context.Context) {
-	s.stopUsage()
+	if s.stopUsage != nil {
+		s.stopUsage()
+	}
 	s.creating.Lock()
 	s.closing = true
 	s.creating.Unlock()

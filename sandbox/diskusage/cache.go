@@ -99,16 +99,24 @@ func (c *Cache) Refresh() {
 	c.mu.Unlock()
 }
 
-// Get returns the last figures of id, and false when it has not been measured yet.
+// Get returns the last figures of id, and false when it has not been measured yet. A
+// nil Cache has measured nothing.
 func (c *Cache) Get(id string) (Sample, bool) {
+	if c == nil {
+		return Sample{}, false
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	s, ok := c.samples[id]
 	return s, ok
 }
 
-// Total returns the sum over every tree at the last refresh (zero before the first).
+// Total returns the sum over every tree at the last refresh (zero before the first, and
+// from a nil Cache).
 func (c *Cache) Total() Sample {
+	if c == nil {
+		return Sample{}
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.total

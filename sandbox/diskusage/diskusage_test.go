@@ -152,3 +152,13 @@ func TestRunRefreshesUntilCancelled(t *testing.T) {
 		t.Fatal("Run did not end with its context")
 	}
 }
+
+func TestNilCacheHasNoFigures(t *testing.T) {
+	var c *Cache
+	if _, ok := c.Get("x"); ok {
+		t.Fatal("a nil cache has figures")
+	}
+	if total := c.Total(); total != (Sample{}) {
+		t.Fatalf("a nil cache's total = %+v", total)
+	}
+}
