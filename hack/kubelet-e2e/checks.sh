@@ -123,17 +123,23 @@ run_checks() {
 	cp -f "$tmp/summary.txt" "$artifacts/summary.txt" 2>/dev/null || true
 }
 
-# check_graceful_stop: removing web's manifest runs the preStop hook, then SIGTERM
-# (which the sidecar traps), within the grace period.
+ctr_exited() { [ "$(crictl inspect "$1" | jq -r .status.state)" = CONTAINER_EXITED ]; }
+
+# check_graceful_stop: removing web's manifest runs the sidecar's preStop hook, then
+# sends SIGTERM, which the sidecar traps and exits 0 on, well within the grace period.
 check_graceful_stop() {
-	local removed pre term
+	local removed pre term id code
+	id=$(ctr_id sidecar)
 	removed=$(date +%s)
 	rm -f "$tmp/manifests/web.yaml"
-	eventually 60 sh -c "! curl -fsS http://127.0.0.1:$roport/pods | jq -e '.items[] | select(.metadata.name == \"web-$node\")' >/dev/null" || return 1
+	eventually 40 grep -q '^term ' "$tmp/host/events" || return 1
+	eventually 40 ctr_exited "$id" || return 1
+	code=$(crictl inspect "$id" | jq -r ".status.exitCode // 0")
 	cat "$tmp/host/events"
 	pre=$(awk '$1 == "prestop" {print $2; exit}' "$tmp/host/events")
 	term=$(awk '$1 == "term" {print $2; exit}' "$tmp/host/events")
-	[ -n "$pre" ] && [ -n "$term" ] && [ "$term" -ge "$((pre + 2))" ] && [ "$term" -le "$((removed + 20))" ]
+	echo "removed $removed, preStop $pre, SIGTERM $term, exit code $code"
+	[ -n "$pre" ] && [ -n "$term" ] && [ "$term" -ge "$((pre + 2))" ] && [ "$term" -le "$((removed + 20))" ] && [ "$code" = 0 ]
 }
 
 no_pods_left() { [ -z "$(crictl pods -q)" ] || { crictl pods; return 1; }; }
