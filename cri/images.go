@@ -16,8 +16,9 @@ import (
 // imageService serves ImageService.
 type imageService struct {
 	runtimeapi.UnimplementedImageServiceServer
-	images ImageService
-	log    *slog.Logger
+	images      ImageService
+	containerFs ContainerFsService // nil: no container filesystem reported
+	log         *slog.Logger
 }
 
 // streamBatch is how many images one StreamImages message carries: small enough to stay
@@ -128,7 +129,8 @@ func (s *imageService) RemoveImage(ctx context.Context, req *runtimeapi.RemoveIm
 	return &runtimeapi.RemoveImageResponse{}, nil
 }
 
-// ImageFsInfo reports the image filesystem's usage from recorded sizes, without a walk.
+// ImageFsInfo reports the image filesystem's usage from recorded sizes, and the
+// container filesystem's (the writable layers) from the background refresh: never a walk.
 func (s *imageService) ImageFsInfo(context.Context, *runtimeapi.ImageFsInfoRequest) (*runtimeapi.ImageFsInfoResponse, error) {
 	u := s.images.Usage()
 	fs := &runtimeapi.FilesystemUsage{
@@ -137,7 +139,11 @@ func (s *imageService) ImageFsInfo(context.Context, *runtimeapi.ImageFsInfoReque
 		UsedBytes:  &runtimeapi.UInt64Value{Value: u.UsedBytes},
 		InodesUsed: &runtimeapi.UInt64Value{Value: u.InodesUsed},
 	}
-	return &runtimeapi.ImageFsInfoResponse{ImageFilesystems: []*runtimeapi.FilesystemUsage{fs}}, nil
+	resp := &runtimeapi.ImageFsInfoResponse{ImageFilesystems: []*runtimeapi.FilesystemUsage{fs}}
+	if s.containerFs != nil {
+		resp.ContainerFilesystems = []*runtimeapi.FilesystemUsage{s.containerFs.ContainerFsUsage()}
+	}
+	return resp, nil
 }
 
 func toCRIImage(img image.Image) *runtimeapi.Image {

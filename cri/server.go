@@ -33,6 +33,12 @@ type PodService interface {
 	UpdatePodResources(ctx context.Context, id string, overhead, resources *runtimeapi.LinuxContainerResources) error
 }
 
+// ContainerFsService is what ImageFsInfo needs of berth's containers (sandbox.Service):
+// the usage of the filesystem holding their writable layers, from cached figures.
+type ContainerFsService interface {
+	ContainerFsUsage() *runtimeapi.FilesystemUsage
+}
+
 // RuntimeHandler is one OCI runtime as the CRI Status RPC reports it.
 type RuntimeHandler struct {
 	Name                    string
@@ -55,6 +61,10 @@ type Options struct {
 	Telemetry TelemetryService
 	// Metrics serves the CRI pod sandbox metrics; nil answers them Unimplemented.
 	Metrics MetricsService
+	// ContainerFs reports the containers' writable layers for ImageFsInfo's
+	// container_filesystems; nil reports none (kubelet then counts them on the image
+	// filesystem).
+	ContainerFs ContainerFsService
 	// Handlers are the configured OCI runtimes; DefaultHandler is the one used when a
 	// pod names none.
 	Handlers       []RuntimeHandler
@@ -97,7 +107,7 @@ func New(opts Options) *Server {
 		grpc.MaxSendMsgSize(opts.MaxMessageSize),
 	)
 	runtimeapi.RegisterRuntimeServiceServer(s, &runtimeService{opts: opts})
-	runtimeapi.RegisterImageServiceServer(s, &imageService{images: opts.Images, log: opts.Log})
+	runtimeapi.RegisterImageServiceServer(s, &imageService{images: opts.Images, containerFs: opts.ContainerFs, log: opts.Log})
 	return &Server{grpc: s, gate: g, stopping: opts.stopping}
 }
 

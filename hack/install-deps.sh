@@ -14,7 +14,7 @@ set -euo pipefail
 runc_version=v1.5.2
 run_pkgs=(runc crun containernetworking-plugins iptables iproute2 ca-certificates
 	gcc libc6-dev libseccomp-dev pkg-config)
-test_pkgs=(make dpkg-dev git)
+test_pkgs=(make dpkg-dev git jq curl)
 
 pkgs=("${run_pkgs[@]}")
 [ "${1:-}" = "--run" ] || pkgs+=("${test_pkgs[@]}")

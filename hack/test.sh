@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test berth has, as CI does: format, vet, unit and integration tests with the
-# race detector, short fuzzing of every parser and the unpacker, then critest against a
-# real berthd. Installs what is missing first. Needs root (runc, mounts, namespaces).
+# race detector, short fuzzing of every parser and the unpacker, a real kubelet's static
+# pods on berthd (lane 1), then critest against a real berthd. Installs what is missing
+# first. Needs root (runc, mounts, namespaces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh
@@ -43,6 +44,11 @@ for target in $(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirnam
 		go test -run='^$' -fuzz="^$fn\$" -fuzztime="$FUZZTIME" "$target"
 	done
 done
+
+step "kubelet lane 1 (hack/kubelet-e2e.sh: a real kubelet, static pods, on berthd)"
+# Builds kubelet with hack/k8s/build.sh into the machine-wide cache when it is missing
+# (20-40 minutes cold; a cached kubelet costs nothing); the lane itself takes ~3 minutes.
+hack/kubelet-e2e.sh
 
 step "critest"
 critest_out=$(mktemp)

@@ -140,6 +140,13 @@ func (m *Manager) Teardown(ctx context.Context, pod Pod) error {
 		return err
 	}
 	if len(atts) == 0 {
+		if m.current().none {
+			// No network has been configured, and no ADD of this pod was recorded:
+			// there is nothing any plugin could undo (a RunPodSandbox refused while
+			// the node waits for its cluster's network).
+			m.log.Debug("no network configured and nothing cached: nothing to tear down", "pod", pod.String())
+			return nil
+		}
 		c, _, err := m.usable()
 		if err != nil {
 			return fmt.Errorf("%s: nothing cached to tear down and %w", pod, err)

@@ -20,15 +20,22 @@ type Config struct {
 	// that a DEL after a berthd restart or a configuration change undoes exactly what the
 	// ADD did. berthd passes <state>/cni.
 	CacheDir string
-	// Default is the network used while ConfDir holds no configuration at all.
+	// Default is the network used while ConfDir holds no configuration at all, if it is
+	// Enabled; otherwise pods wait (NetworkReady false) until a configuration appears.
 	Default DefaultNetwork
 }
 
 // DefaultNetwork is berth's embedded pod network: a bridge with host-local addresses,
 // hostPort forwarding (portmap), traffic shaping (bandwidth) and, as for every network
-// without it, berth's loopback network beside it. Zero fields take the defaults below; real
-// nodes want them as they are, tests change the bridge, the subnet and masquerading.
+// without it, berth's loopback network beside it. Zero fields take the defaults below (and
+// the zero Enabled is off); real nodes want them as they are, tests change the bridge,
+// the subnet and masquerading.
 type DefaultNetwork struct {
+	// Enabled lets the embedded network serve while the configuration directory is
+	// empty. Off, a node joining a cluster keeps its pods waiting for the cluster's
+	// network plugin to write its configuration, instead of starting them (CoreDNS
+	// first) on addresses of the embedded network that they would keep.
+	Enabled bool
 	Name    string   // network name; "berth"
 	Bridge  string   // bridge device; "berth0"
 	Subnets []string // one address range per entry, IPv4 and/or IPv6; ["10.88.0.0/16"]

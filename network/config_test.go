@@ -113,7 +113,7 @@ func fakeBin(t *testing.T, plugins []string, fail map[string]string) string {
 func TestReloadFollowsTheDirectory(t *testing.T) {
 	confDir := t.TempDir()
 	bin := fakeBin(t, []string{"bridge", "host-local", "portmap", "bandwidth", "loopback", "ptp", "static"}, nil)
-	m, err := New(Config{ConfDir: confDir, BinDirs: []string{bin}, CacheDir: t.TempDir()}, testLogger(t))
+	m, err := New(Config{ConfDir: confDir, BinDirs: []string{bin}, CacheDir: t.TempDir(), Default: DefaultNetwork{Enabled: true}}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestDefaultNetworkSetup(t *testing.T) {
 	n := newTestNet(t, netOpts{}) // for its bridge, subnet and cleanups
 	m, err := New(Config{
 		ConfDir: t.TempDir(), BinDirs: []string{pluginDir}, CacheDir: n.cacheDir,
-		Default: DefaultNetwork{Name: n.name, Bridge: n.bridge, Subnets: []string{n.subnet}, DataDir: n.dataDir, NoIPMasq: true},
+		Default: DefaultNetwork{Enabled: true, Name: n.name, Bridge: n.bridge, Subnets: []string{n.subnet}, DataDir: n.dataDir, NoIPMasq: true},
 	}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -245,5 +245,42 @@ func TestDefaultNetworkSetup(t *testing.T) {
 	}
 	if ips := cnitest.Allocated(t, n.dataDir, n.name); len(ips) != 0 {
 		t.Errorf("addresses left: %v", ips)
+	}
+}
+
+// TestDisabledDefaultWaitsForConfig: with the embedded network off, an empty directory
+// is "no network yet" (a failed precondition that says why and how to turn it on), and
+// a configuration written later is picked up by the next call, without a Reload.
+func TestDisabledDefaultWaitsForConfig(t *testing.T) {
+	parent := t.TempDir()
+	confDir := filepath.Join(parent, "net.d") // absent at first, as on a fresh node
+	bin := fakeBin(t, []string{"ptp", "static", "loopback"}, nil)
+	m, err := New(Config{ConfDir: confDir, BinDirs: []string{bin}, CacheDir: t.TempDir()}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	for _, prepare := range []func(){func() {}, func() {
+		if err := os.Mkdir(confDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}} {
+		prepare()
+		err := m.Status(ctx)
+		if err == nil || !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "default_network") {
+			t.Fatalf("Status with no configuration = %v, want a failed precondition naming default_network", err)
+		}
+		// A refused pod's undo finds nothing to tear down, rather than a failure that
+		// would keep the pod listed.
+		if err := m.Teardown(ctx, Pod{ID: "refused", Name: "p", Namespace: "ns"}); err != nil {
+			t.Fatalf("Teardown with no configuration and nothing cached = %v, want nil", err)
+		}
+	}
+	writeFile(t, filepath.Join(confDir, "10-net.conflist"), testConflist, 0o644)
+	if err := m.Status(ctx); err != nil {
+		t.Fatalf("Status after the configuration was written: %v", err)
+	}
+	if c := m.current(); c.err != nil || c.list.Name != "n" {
+		t.Fatalf("using %+v, want network n", c)
 	}
 }

@@ -28,6 +28,9 @@ type netConf struct {
 	ownLoopback bool
 	err         error  // why there is no usable network; wraps ErrFailedPrecondition
 	stamp       string // fingerprint of the directory when it was read
+	// none: the directory holds no configuration and the default network is off, so
+	// no plugin can have run for a pod that has nothing cached.
+	none bool
 }
 
 // loopbackList is the network berth uses to bring lo up in pods whose network does not.
@@ -79,13 +82,21 @@ func dirStamp(dir string) string {
 }
 
 // loadConf reads dir: the first file that parses is the network; a directory without
-// configuration files means the default network; a directory whose files all fail to
-// parse means no network (an admin's broken config must not silently become the default).
+// configuration files means the default network if def is enabled, else no network yet;
+// a directory whose files all fail to parse means no network (an admin's broken config
+// must not silently become the default).
 func loadConf(dir string, def DefaultNetwork, stamp string) *netConf {
 	c := &netConf{stamp: stamp}
 	files, err := confFiles(dir)
 	if err != nil {
 		c.err = fmt.Errorf("read CNI configuration directory: %w: %w", errdefs.ErrFailedPrecondition, err)
+		return c
+	}
+	if len(files) == 0 && !def.Enabled {
+		c.err = fmt.Errorf("no CNI configuration in %s yet: pods wait for the cluster's network plugin to write one "+
+			"(berth's embedded default network is off; network.default_network = true turns it on): %w",
+			dir, errdefs.ErrFailedPrecondition)
+		c.none = true
 		return c
 	}
 	if len(files) == 0 {

@@ -40,7 +40,8 @@ func TestStatusOfConfigDirectory(t *testing.T) {
 			for _, p := range tt.plugins {
 				writeFile(t, filepath.Join(binDir, p), "", 0o755)
 			}
-			m, err := New(Config{ConfDir: confDir, BinDirs: []string{filepath.Join(binDir, "absent"), binDir}, CacheDir: t.TempDir()}, nil)
+			m, err := New(Config{ConfDir: confDir, BinDirs: []string{filepath.Join(binDir, "absent"), binDir}, CacheDir: t.TempDir(),
+				Default: DefaultNetwork{Enabled: true}}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -99,6 +99,7 @@ func (s *Service) UpdateContainerResources(ctx context.Context, id string, r *ru
 	if err != nil {
 		return err
 	}
+	res = s.cfg.Cgroups.WithoutUnavailable(res)
 	if err := res.Validate(); err != nil {
 		return err
 	}
@@ -233,7 +234,7 @@ func (s *Service) containerStats(c *container) *runtimeapi.ContainerStats {
 		},
 		Cpu:           &runtimeapi.CpuUsage{Timestamp: now, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{}},
 		Memory:        &runtimeapi.MemoryUsage{Timestamp: now, WorkingSetBytes: &runtimeapi.UInt64Value{}, UsageBytes: &runtimeapi.UInt64Value{}},
-		WritableLayer: &runtimeapi.FilesystemUsage{Timestamp: now, FsId: &runtimeapi.FilesystemIdentifier{Mountpoint: s.rwDirOf(c.meta.ID)}, UsedBytes: &runtimeapi.UInt64Value{}, InodesUsed: &runtimeapi.UInt64Value{}},
+		WritableLayer: s.writableLayerUsage(c.meta.ID),
 	}
 	p, err := s.get(c.meta.PodID)
 	if err != nil {
@@ -251,4 +252,36 @@ func (s *Service) containerStats(c *container) *runtimeapi.ContainerStats {
 	out.Memory.UsageBytes.Value = st.MemoryUsageBytes
 	out.Memory.WorkingSetBytes.Value = st.MemoryWorkingSetBytes
 	return out
+}
+
+// writableLayerUsage is the container's writable layer as the last background refresh
+// measured it (zero, timestamped now, before the first). Its filesystem is named by the
+// directory of all writable layers, as ImageFsInfo's container filesystem, so that
+// kubelet looks the filesystem's capacity up once, not once per container.
+func (s *Service) writableLayerUsage(id string) *runtimeapi.FilesystemUsage {
+	sample, ok := s.usage.Get(id)
+	if !ok {
+		sample.Time = time.Now()
+	}
+	return &runtimeapi.FilesystemUsage{
+		Timestamp:  sample.Time.UnixNano(),
+		FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: s.cfg.ContainerRWDir},
+		UsedBytes:  &runtimeapi.UInt64Value{Value: sample.Bytes},
+		InodesUsed: &runtimeapi.UInt64Value{Value: sample.Inodes},
+	}
+}
+
+// ContainerFsUsage is the container filesystem of ImageFsInfo: the directory of the
+// writable layers and what all of them use, as the last background refresh measured it.
+func (s *Service) ContainerFsUsage() *runtimeapi.FilesystemUsage {
+	total := s.usage.Total()
+	if total.Time.IsZero() {
+		total.Time = time.Now()
+	}
+	return &runtimeapi.FilesystemUsage{
+		Timestamp:  total.Time.UnixNano(),
+		FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: s.cfg.ContainerRWDir},
+		UsedBytes:  &runtimeapi.UInt64Value{Value: total.Bytes},
+		InodesUsed: &runtimeapi.UInt64Value{Value: total.Inodes},
+	}
 }

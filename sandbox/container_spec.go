@@ -69,6 +69,7 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	res = s.cfg.Cgroups.WithoutUnavailable(res)
 	for _, m := range in.mounts {
 		if err := spec.RelabelMount(m, in.mountLabel, false); err != nil {
 			return nil, err

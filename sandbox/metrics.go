@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -156,7 +155,7 @@ func (s *Service) containerMetrics(p *pod, c *container, now time.Time) []*runti
 		labels:  []string{c.config.GetMetadata().GetName(), id, c.meta.Image, c.meta.ID},
 		cg:      cg,
 		procs:   readProcCounts("/proc", cg.procsFile),
-		fs:      readLayerUsage(s.rwDirOf(c.meta.ID)),
+		fs:      s.readLayerUsage(c.meta.ID),
 		started: time.Unix(0, started),
 		now:     now,
 	}
@@ -274,19 +273,14 @@ type layerUsage struct {
 	inodesTotal, inodesFree uint64
 }
 
-// readLayerUsage walks the writable layer (berth keeps no quota that would count it)
-// and asks the filesystem under it for its size.
-func readLayerUsage(dir string) layerUsage {
+// readLayerUsage takes the writable layer's usage from the background refresh (never a
+// walk per call) and asks the filesystem under it for its size.
+func (s *Service) readLayerUsage(id string) layerUsage {
+	dir := s.rwDirOf(id)
 	var u layerUsage
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil // a file removed midway, or unreadable: left out
-		}
-		if fi, err := d.Info(); err == nil && !d.IsDir() {
-			u.usedBytes += uint64(fi.Size())
-		}
-		return nil
-	})
+	if sample, ok := s.usage.Get(id); ok {
+		u.usedBytes = sample.Bytes
+	}
 	var st unix.Stat_t
 	if unix.Stat(dir, &st) == nil {
 		u.major, u.minor = uint64(unix.Major(st.Dev)), uint64(unix.Minor(st.Dev))

@@ -18,6 +18,7 @@ import (
 	"github.com/berth-runtime/berth/sandbox/apparmor"
 	"github.com/berth-runtime/berth/sandbox/cdi"
 	"github.com/berth-runtime/berth/sandbox/cgroups"
+	"github.com/berth-runtime/berth/sandbox/diskusage"
 	"github.com/berth-runtime/berth/sandbox/registrar"
 	"github.com/berth-runtime/berth/sandbox/runtime"
 	"github.com/berth-runtime/berth/sandbox/store"
@@ -105,6 +106,9 @@ type Config struct {
 	// CDISpecDirs are the directories of CDI specs, in rising priority (nil: CDI
 	// devices cannot be resolved).
 	CDISpecDirs []string
+	// DiskUsageInterval is how often the writable layers are measured for the stats
+	// (sandbox/diskusage); 0 is its default, and it is clamped to its bounds.
+	DiskUsageInterval time.Duration
 }
 
 // Service runs pods. Its methods are safe for concurrent use.
@@ -130,6 +134,10 @@ type Service struct {
 	events *broadcaster // container events, for GetContainerEvents
 
 	cdi *cdi.Resolver // nil without CDI spec directories
+	// usage holds the writable layers' figures, refreshed in the background until
+	// Close calls stopUsage.
+	usage     *diskusage.Cache
+	stopUsage context.CancelFunc
 }
 
 // infraOOMScoreAdj is the oom_score_adj pause asks for, as kubelet's pause does.
@@ -213,13 +221,31 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s.recover(ctx)
 	s.recoverContainers(ctx)
+	s.usage = diskusage.NewCache(cfg.DiskUsageInterval, s.writableLayers, cfg.Log)
+	usageCtx, stop := context.WithCancel(context.Background())
+	s.stopUsage = stop
+	go s.usage.Run(usageCtx)
 	return s, nil
+}
+
+// writableLayers maps every container to its writable layer, for the usage cache.
+func (s *Service) writableLayers() map[string]string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[string]string, len(s.ctrs))
+	for id := range s.ctrs {
+		out[id] = s.rwDirOf(id)
+	}
+	return out
 }
 
 // Close waits (at most until ctx ends) for the creates still running past their
 // callers' deadlines, so that berthd does not leave them half-made on a clean stop.
 // RunPod fails with errdefs.ErrUnavailable from then on.
 func (s *Service) Close(ctx context.Context) {
+	if s.stopUsage != nil {
+		s.stopUsage()
+	}
 	s.creating.Lock()
 	s.closing = true
 	s.creating.Unlock()

@@ -89,6 +89,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Streaming:       streaming,
 		Telemetry:       pods,
 		Metrics:         pods,
+		ContainerFs:     pods,
 		Handlers:        handlers,
 		DefaultHandler:  cfg.DefaultRuntime,
 		CgroupDriver:    cfg.CgroupDriver,

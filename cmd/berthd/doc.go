@@ -5,5 +5,6 @@
 //	berthd config effective     print the configuration berthd would run with
 //
 // It reads /etc/berth/berth.toml and /etc/berth/berth.d/*.toml when they exist; with
-// neither it runs on its embedded defaults. Flags override the files.
+// neither it runs on its embedded defaults. Flags override the files; --default-network
+// turns on the embedded pod network for a node that joins no cluster.
 package main

@@ -27,6 +27,9 @@ func main() {
 type flags struct {
 	configPath, dropinDir                 string
 	root, state, listen, logLevel, logFmt string
+	// defaultNetwork is set when --default-network was given (overrides
+	// network.default_network).
+	defaultNetwork *bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (flags, []string, error) {
@@ -40,9 +43,16 @@ func parseFlags(args []string, stderr io.Writer) (flags, []string, error) {
 	fs.StringVar(&f.listen, "listen", "", "CRI endpoint, unix:///path (overrides listen)")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (overrides log_level)")
 	fs.StringVar(&f.logFmt, "log-format", "text", "text or json")
+	defaultNetwork := fs.Bool("default-network", false,
+		"serve pods on the embedded default network while the CNI directory is empty (overrides network.default_network)")
 	if err := fs.Parse(args); err != nil {
 		return f, nil, err
 	}
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "default-network" {
+			f.defaultNetwork = defaultNetwork
+		}
+	})
 	return f, fs.Args(), nil
 }
 
@@ -59,6 +69,9 @@ func loadConfig(f flags) (config.Config, []string, error) {
 		if o.value != "" {
 			*o.dst = o.value
 		}
+	}
+	if f.defaultNetwork != nil {
+		cfg.Network.DefaultNetwork = *f.defaultNetwork
 	}
 	return cfg, files, cfg.Validate()
 }

@@ -32,6 +32,7 @@ func newPodService(ctx context.Context, cfg config.Config, log *slog.Logger, run
 	}
 	netm, err := network.New(network.Config{
 		ConfDir: cfg.Network.ConfDir, BinDirs: cfg.Network.BinDirs, CacheDir: filepath.Join(cfg.State, "cni"),
+		Default: network.DefaultNetwork{Enabled: cfg.Network.DefaultNetwork},
 	}, log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("network: %w", err)
@@ -39,6 +40,10 @@ func newPodService(ctx context.Context, cfg config.Config, log *slog.Logger, run
 	cgm, err := cgroups.NewManager(cgroups.Options{Driver: cgroups.Driver(cfg.CgroupDriver)})
 	if err != nil {
 		return nil, nil, err
+	}
+	if !cgm.HugetlbAvailable() {
+		log.Info("the hugetlb cgroup controller is not on the hierarchy the OCI runtime uses; "+
+			"hugepage limits in container resources are dropped", "cgroups", cgm.Mode().String())
 	}
 	// Under root, not state: /run is often mounted noexec, and pause must be executable.
 	rootfs, err := pause.Rootfs(filepath.Join(cfg.Root, "pause"))
@@ -70,6 +75,7 @@ func newPodService(ctx context.Context, cfg config.Config, log *slog.Logger, run
 		ContainerRWDir:     filepath.Join(cfg.Root, "rw"),
 		NRI:                hooks,
 		CDISpecDirs:        cfg.CDI.SpecDirs,
+		DiskUsageInterval:  cfg.Pod.DiskUsageInterval.Duration,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("pods: %w", err)

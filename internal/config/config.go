@@ -71,6 +71,9 @@ type Pod struct {
 	CreateTimeout Duration `toml:"create_timeout"`
 	// RestrictOOMScoreAdj is "auto", "always" or "never" (see default.toml).
 	RestrictOOMScoreAdj string `toml:"restrict_oom_score_adj"`
+	// DiskUsageInterval is how often the containers' writable layers are measured for
+	// the stats kubelet reads.
+	DiskUsageInterval Duration `toml:"disk_usage_interval"`
 }
 
 // Runtime is one OCI runtime handler.
@@ -82,6 +85,8 @@ type Runtime struct {
 type Network struct {
 	ConfDir string   `toml:"conf_dir"`
 	BinDirs []string `toml:"bin_dirs"`
+	// DefaultNetwork lets berth's embedded network serve while ConfDir is empty.
+	DefaultNetwork bool `toml:"default_network"`
 }
 
 // Streaming configures the exec/attach/port-forward server.
@@ -209,6 +214,9 @@ func (c Config) Validate() error {
 	}
 	if c.Pod.CreateTimeout.Duration < time.Second {
 		errs = append(errs, fmt.Errorf("pod.create_timeout must be at least 1s"))
+	}
+	if d := c.Pod.DiskUsageInterval.Duration; d < time.Second || d > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("pod.disk_usage_interval %v: want 1s to 5m", d))
 	}
 	switch c.Pod.RestrictOOMScoreAdj {
 	case "auto", "always", "never":

@@ -28,6 +28,7 @@ type Manager struct {
 	root    string
 	mode    Mode
 	backend backend
+	hugetlb bool // the hugetlb controller is on the runtime's hierarchy
 }
 
 // backend is the cgroup-version specific part of a Manager.
@@ -80,7 +81,7 @@ func NewManager(opts Options) (*Manager, error) {
 				"(use the cgroupfs driver on this node): %w", DriverSystemd, systemdRunDir, errdefs.ErrFailedPrecondition)
 		}
 	}
-	m := &Manager{driver: opts.Driver, root: opts.Root, mode: opts.Mode}
+	m := &Manager{driver: opts.Driver, root: opts.Root, mode: opts.Mode, hugetlb: probeHugetlb(opts.Root, opts.Mode)}
 	switch opts.Mode {
 	case ModeUnified:
 		m.backend = &v2Backend{root: opts.Root}
