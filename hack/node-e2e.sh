@@ -190,6 +190,8 @@ if [ -z "$all" ]; then
 	focus="$focus.*($slice)|($slice).*$focus"
 fi
 [ -z "${NODE_E2E_FOCUS:-}" ] || focus="($focus).*(${NODE_E2E_FOCUS})|(${NODE_E2E_FOCUS}).*($focus)"
+# Flags of the test binary; ginkgo's own go first, as -ginkgo.X for one process
+# or --X to the ginkgo CLI for several.
 args=(
 	--container-runtime-endpoint "unix://$run/berth.sock"
 	--image-service-endpoint "unix://$run/berth.sock"
@@ -199,16 +201,24 @@ args=(
 	"--kubelet-flags=--root-dir=$run/kubelet --cert-dir=$run/kubelet/pki --kubelet-cgroups= --system-cgroups= --runtime-cgroups="
 	--report-dir "$run/report"
 	--system-spec-name ""
-	-ginkgo.focus "$focus"
-	-ginkgo.skip "$skip"
-	-ginkgo.junit-report "$run/junit.xml"
-	-ginkgo.no-color
-	-ginkgo.timeout 120m
 )
+ginkgo_args=(focus "$focus" skip "$skip" junit-report "$run/junit.xml" timeout 120m)
+if [ "$parallel" -gt 1 ]; then
+	cmd=("$k8s_bin/ginkgo" --procs "$parallel" --no-color)
+	for ((i = 0; i < ${#ginkgo_args[@]}; i += 2)); do
+		cmd+=("--${ginkgo_args[i]}=${ginkgo_args[i + 1]}")
+	done
+	cmd+=("$k8s_bin/e2e_node.test" -- "${args[@]}")
+else
+	cmd=("$k8s_bin/e2e_node.test" "${args[@]}" -ginkgo.no-color)
+	for ((i = 0; i < ${#ginkgo_args[@]}; i += 2)); do
+		cmd+=("-ginkgo.${ginkgo_args[i]}=${ginkgo_args[i + 1]}")
+	done
+fi
 log "running e2e_node [NodeConformance]${all:+ (all)}${all:- (CI slice)} (output: $artifacts/e2e.log)"
 start=$(date +%s)
 set +e
-(cd "$run" && exec "$k8s_bin/e2e_node.test" "${args[@]}") >"$run/e2e.log" 2>&1 &
+(cd "$run" && exec "${cmd[@]}") >"$run/e2e.log" 2>&1 &
 e2e_pid=$!
 wait "$e2e_pid"
 e2e_rc=$?

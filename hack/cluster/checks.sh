@@ -164,9 +164,9 @@ summary_stats() {
 }
 
 job_completes() {
-	k create job done --image "$busybox" -- sh -c 'echo finished' >/dev/null &&
-		k wait --for condition=Complete job/done --timeout 90s >/dev/null || return 1
-	expect "job logs" "finished" "$(k logs job/done)"
+	k create job finisher --image "$busybox" -- sh -c 'echo finished' >/dev/null &&
+		k wait --for condition=Complete job/finisher --timeout 90s >/dev/null || return 1
+	expect "job logs" "finished" "$(k logs job/finisher)"
 }
 
 volumes() {

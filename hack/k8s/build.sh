@@ -66,7 +66,7 @@ done
 mkdir -p "$bin"
 exec 9>"$bin/.build.lock"
 flock 9
-todo=($(missing))
+mapfile -t todo < <(missing)
 [ ${#todo[@]} -gt 0 ] || exit 0
 
 # What `kubectl version`, the node object and the apiserver report: the values
