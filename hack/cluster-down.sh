@@ -40,7 +40,7 @@ if [ -d "$run/logs" ]; then
 	cp -r "$run/logs" "$repo/_output/cluster/logs"
 fi
 
-# iptables: the KUBE-*/CNI-* chains that were not there before the run. kubelet's
+# iptables: the KUBE-* chains that were not there before the run. kubelet's
 # canary chains are shared with any other kubelet on the machine: left alone
 # while one runs (it would only make them again).
 other_kubelet=""
@@ -51,6 +51,10 @@ ours() {
 	local table chain
 	list_chains "$1" | while read -r table chain; do
 		grep -qx "$table $chain" "$2" 2>/dev/null && continue
+		# CNI-* chains of pods are gone with the pods (CNI DEL); other runtimes'
+		# pods on this machine have theirs, and portmap's shared ones are
+		# handled below.
+		[[ $chain == KUBE-* ]] || continue
 		if [ -n "$other_kubelet" ] && [[ $chain == KUBE-KUBELET-CANARY || $chain == KUBE-IPTABLES-HINT ]]; then
 			continue
 		fi
@@ -82,6 +86,18 @@ remove_chains() {
 }
 remove_chains iptables "$run/chains4.before"
 remove_chains ip6tables "$run/chains6.before"
+# portmap's shared chains, if the run made them and no pod (of any runtime on
+# this machine) forwards a port through them any more.
+if ! iptables -w -t nat -S CNI-HOSTPORT-DNAT 2>/dev/null | grep -q '^-A'; then
+	for c in CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK; do
+		grep -qx "nat $c" "$run/chains4.before" 2>/dev/null && continue
+		iptables -w -t nat -S "$c" >/dev/null 2>&1 || continue
+		while iptables -w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j "$c" 2>/dev/null; do :; done
+		while iptables -w -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j "$c" 2>/dev/null; do :; done
+		while iptables -w -t nat -D POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j "$c" 2>/dev/null; do :; done
+		iptables -w -t nat -F "$c" && iptables -w -t nat -X "$c" || left "iptables -t nat chain $c"
+	done
+fi
 
 # Mounts under the run directory (kubelet's volumes, berthd's rootfs and shm),
 # deepest first.

@@ -244,6 +244,8 @@ bindAddress: 127.0.0.1
 healthzBindAddress: 127.0.0.1:$(free_port)
 metricsBindAddress: 127.0.0.1:$(free_port)
 clusterCIDR: $pod_net.0/24
+# Lowering its own oom_score_adj needs CAP_SYS_RESOURCE, which this host lacks.
+oomScoreAdj: 0
 iptables:
   masqueradeAll: true
   localhostNodePorts: false
@@ -294,6 +296,7 @@ kubeletCgroups: ""
 failCgroupV1: false
 failSwapOn: false
 protectKernelDefaults: false
+oomScoreAdj: 0
 podLogsDir: $run/pod-logs
 volumePluginDir: $run/volume-plugins
 resolvConf: $run/resolv.conf
