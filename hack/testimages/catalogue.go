@@ -67,6 +67,7 @@ type Builder struct {
 	mu      sync.Mutex
 	base    map[Format]*Layer
 	helpers map[string][]byte
+	agnhost []byte // see SetAgnhost
 }
 
 // NewBuilder reads the static busybox at busyboxPath. Helper programs are
@@ -177,10 +178,13 @@ type entry struct {
 }
 
 // Catalogue builds every image critest v1.37.0 (and berth's own tests)
-// pull. The digest-pinned test-image-digest cannot be rebuilt and is absent.
+// pull, and the Kubernetes e2e images of kubernetes.go. The digest-pinned test-image-digest cannot be rebuilt and is absent.
 func (b *Builder) Catalogue() ([]Image, error) {
 	var images []Image
-	for _, e := range catalogue() {
+	b.mu.Lock()
+	withAgnhost := b.agnhost != nil
+	b.mu.Unlock()
+	for _, e := range append(catalogue(), kubernetesCatalogue(withAgnhost)...) {
 		img, err := e.build(b, e.f)
 		if err != nil {
 			return nil, fmt.Errorf("build %s: %w", e.refs[0], err)

@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"context"
 	"io"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -183,6 +185,11 @@ func TestCatalogueConfigs(t *testing.T) {
 		{HttpdTestImage, "", "httpd-foreground", ""},
 		{NoNewPrivsImage, "", "/usr/local/bin/nnp", ""},
 		{PauseImage, "65535:65535", "", "/pause"},
+		{K8sPauseImage, "65535:65535", "", "/pause"},
+		{K8sBusyboxImage, "", "sh", ""},
+		{K8sNginxImage, "", "nginx -g daemon off;", ""},
+		{K8sNonRootImage, "1234", "sh", ""},
+		{K8sNoNewPrivsImage, "", "/usr/local/bin/nnp", ""},
 	} {
 		t.Run(tc.ref, func(t *testing.T) {
 			cf, err := byRef(t, images, tc.ref).Image.ConfigFile()
@@ -332,5 +339,42 @@ func TestSpecialImages(t *testing.T) {
 	}
 	if hdrs, _ := files(t, byRef(t, images, PauseImage).Image); len(hdrs) != 1 {
 		t.Errorf("pause image has %d entries, want only /pause", len(hdrs))
+	}
+}
+
+func TestCatalogueAgnhost(t *testing.T) {
+	bb, err := EnsureBusybox(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBuilder(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	images, err := b.Catalogue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range images {
+		if img.Refs[0] == AgnhostImage {
+			t.Fatal("agnhost in the catalogue without SetAgnhost")
+		}
+	}
+	fake := filepath.Join(t.TempDir(), "agnhost")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetAgnhost(fake); err != nil {
+		t.Fatal(err)
+	}
+	if images, err = b.Catalogue(); err != nil {
+		t.Fatal(err)
+	}
+	cf, err := byRef(t, images, AgnhostPrevImage).Image.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cf.Config.Entrypoint, " ") + " " + strings.Join(cf.Config.Cmd, " "); got != "/agnhost pause" {
+		t.Errorf("agnhost runs %q, want \"/agnhost pause\"", got)
 	}
 }

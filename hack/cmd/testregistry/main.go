@@ -18,14 +18,15 @@ func main() {
 	busybox := flag.String("busybox", "", "static busybox `path` (default: build or reuse hack/.cache/busybox/busybox)")
 	list := flag.Bool("list", false, "print every reference of the catalogue with its image ID and digest, and exit")
 	verbose := flag.Bool("v", false, "log every request to standard error")
+	agnhost := flag.String("agnhost", "", "static agnhost binary `path` (hack/k8s/build.sh agnhost): also serve e2e-test-images/agnhost")
 	flag.Parse()
-	if err := run(*addr, *busybox, *list, *verbose); err != nil {
+	if err := run(*addr, *busybox, *agnhost, *list, *verbose); err != nil {
 		fmt.Fprintln(os.Stderr, "testregistry:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, busybox string, list, verbose bool) error {
+func run(addr, busybox, agnhost string, list, verbose bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
@@ -36,7 +37,16 @@ func run(addr, busybox string, list, verbose bool) error {
 			return err
 		}
 	}
-	images, err := testimages.Build(busybox)
+	b, err := testimages.NewBuilder(busybox)
+	if err != nil {
+		return err
+	}
+	if agnhost != "" {
+		if err := b.SetAgnhost(agnhost); err != nil {
+			return err
+		}
+	}
+	images, err := b.Catalogue()
 	if err != nil {
 		return err
 	}

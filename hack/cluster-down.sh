@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Stops the cluster hack/cluster-up.sh started and removes everything it made:
+# its processes (by the PIDs it recorded), its pods (through its berthd), the
+# mounts under its run directory, its cgroupRoot in every hierarchy, the
+# KUBE-*/CNI-* iptables chains that did not exist before it, its bridge, and the
+# sysctls kubelet and kube-proxy rewrote. Then it checks that nothing is left
+# and fails if something is. Safe to run again after a partial failure.
+set -euo pipefail
+source "$(dirname "$0")/cluster/lib.sh"
+[ "$(id -u)" = 0 ] || die "needs root"
+if [ ! -f "$cluster_env" ]; then
+	log "no cluster is up (no $cluster_env)"
+	exit 0
+fi
+# shellcheck disable=SC1090
+source "$cluster_env"
+set +e
+leftovers=0
+left() { log "left behind: $*"; leftovers=$((leftovers + 1)); }
+
+# kubelet first, so that nothing restarts what berthd is told to remove.
+stop_pid "${kubelet_pid:-}" kubelet
+if running "${berthd_pid:-}" && [ -S "${sock:-}" ]; then
+	n=$("$crictl" --runtime-endpoint "unix://$sock" --timeout 10s pods -q 2>/dev/null | wc -l)
+	if [ "$n" -gt 0 ]; then
+		log "removing $n pod(s)"
+		"$crictl" --runtime-endpoint "unix://$sock" --timeout 120s rmp --all --force >/dev/null 2>&1 ||
+			log "could not remove every pod"
+	fi
+fi
+stop_pid "${berthd_pid:-}" berthd
+for c in proxy scheduler controller_manager apiserver etcd registry; do
+	pid_var="${c}_pid"
+	stop_pid "${!pid_var:-}" "$c"
+done
+
+# Keep the logs of the last run (cluster-e2e prints from them on failure).
+if [ -d "$run/logs" ]; then
+	rm -rf "$repo/_output/cluster/logs"
+	cp -r "$run/logs" "$repo/_output/cluster/logs"
+fi
+
+# iptables: the KUBE-* chains that were not there before the run. kubelet's
+# canary chains are shared with any other kubelet on the machine: left alone
+# while one runs (it would only make them again).
+other_kubelet=""
+pgrep -x kubelet >/dev/null 2>&1 && other_kubelet=1
+# ours CMD BEFORE: "table chain" for each KUBE-*/CNI-* chain of CMD not listed in
+# BEFORE.
+ours() {
+	local table chain
+	list_chains "$1" | while read -r table chain; do
+		grep -qx "$table $chain" "$2" 2>/dev/null && continue
+		# CNI-* chains of pods are gone with the pods (CNI DEL); other runtimes'
+		# pods on this machine have theirs, and portmap's shared ones are
+		# handled below.
+		[[ $chain == KUBE-* ]] || continue
+		if [ -n "$other_kubelet" ] && [[ $chain == KUBE-KUBELET-CANARY || $chain == KUBE-IPTABLES-HINT ]]; then
+			continue
+		fi
+		echo "$table $chain"
+	done
+}
+remove_chains() {
+	local cmd="$1" before="$2" table chain rule
+	local -a mine
+	mapfile -t mine < <(ours "$cmd" "$before")
+	[ ${#mine[@]} -gt 0 ] || return 0
+	# Every rule that jumps to one of them, in any chain; then flush them all
+	# (they jump to one another), then delete them.
+	for entry in "${mine[@]}"; do
+		read -r table chain <<<"$entry"
+		while read -r rule; do
+			[ -n "$rule" ] || continue
+			eval "$cmd -w -t $table -D ${rule#-A }" 2>/dev/null
+		done < <("$cmd" -w -t "$table" -S | awk -v c="$chain" '$1 == "-A" {for (i = 3; i < NF; i++) if ($i == "-j" && $(i + 1) == c) {print; break}}')
+	done
+	for entry in "${mine[@]}"; do
+		read -r table chain <<<"$entry"
+		"$cmd" -w -t "$table" -F "$chain" 2>/dev/null
+	done
+	for entry in "${mine[@]}"; do
+		read -r table chain <<<"$entry"
+		"$cmd" -w -t "$table" -X "$chain" 2>/dev/null || left "$cmd -t $table chain $chain"
+	done
+}
+remove_chains iptables "$run/chains4.before"
+remove_chains ip6tables "$run/chains6.before"
+# portmap's shared chains, if the run made them and no pod (of any runtime on
+# this machine) forwards a port through them any more.
+if ! iptables -w -t nat -S CNI-HOSTPORT-DNAT 2>/dev/null | grep -q '^-A'; then
+	for c in CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK; do
+		grep -qx "nat $c" "$run/chains4.before" 2>/dev/null && continue
+		iptables -w -t nat -S "$c" >/dev/null 2>&1 || continue
+		while iptables -w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j "$c" 2>/dev/null; do :; done
+		while iptables -w -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j "$c" 2>/dev/null; do :; done
+		while iptables -w -t nat -D POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j "$c" 2>/dev/null; do :; done
+		iptables -w -t nat -F "$c" && iptables -w -t nat -X "$c" || left "iptables -t nat chain $c"
+	done
+fi
+
+# Mounts under the run directory (kubelet's volumes, berthd's rootfs and shm),
+# deepest first.
+for m in $(awk -v d="$run/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
+	umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || left "mount $m"
+done
+
+# cgroups: the run's cgroupRoot in every hierarchy, and berth's default parent if
+# the run made it.
+for m in $(cgroup_mounts); do
+	d="$m/$cgroup_root"
+	[ -d "$d" ] || continue
+	find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+	[ -d "$d" ] && left "cgroup $d"
+done
+for d in /sys/fs/cgroup/*/berth; do
+	[ -d "$d" ] || continue
+	grep -qx "$d" "$run/cgroups.before" 2>/dev/null && continue
+	find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+done
+
+restore_sysctls "$run/sysctls.before"
+if ip link show "$bridge" >/dev/null 2>&1; then
+	ip link del "$bridge" || left "bridge $bridge"
+fi
+if [ ! -e "$run/var-lib-kubelet.before" ] && [ -e /var/lib/kubelet ]; then
+	left "/var/lib/kubelet (not there before the run; left for a look)"
+fi
+
+for c in kubelet berthd proxy scheduler controller_manager apiserver etcd registry; do
+	pid_var="${c}_pid"
+	running "${!pid_var:-}" && left "$c (pid ${!pid_var})"
+done
+if ((leftovers == 0)); then
+	rm -rf --one-file-system "$run"
+	rm -f "$cluster_env"
+	log "cluster down; nothing left behind"
+	exit 0
+fi
+log "$leftovers thing(s) left behind; $cluster_env and $run kept"
+exit 1

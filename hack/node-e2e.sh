@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# Runs Kubernetes' node conformance suite (k8s.io/kubernetes/test/e2e_node,
+# [NodeConformance] without [Flaky], [Slow], [Serial]) against a private berthd,
+# then compares the specs that passed with the ratchet hack/node-e2e-pass.txt.
+# The test binary runs its own etcd, apiserver and namespace controller and
+# starts the kubelet built beside it (hack/k8s/build.sh).
+#
+#   hack/node-e2e.sh              the representative slice CI runs (NODE_E2E_SLICE)
+#   hack/node-e2e.sh --all        every [NodeConformance] spec
+#   NODE_E2E_FOCUS=regexp         only specs matching (within the slice or --all)
+#   NODE_E2E_UPDATE=1             rewrite the ratchet with the passing set (with --all)
+#   NODE_E2E_PARALLEL=N           ginkgo parallel processes (default 1)
+#
+# Images come from the loopback registry through berthd's mirrors under their
+# canonical names. The kubelet gets a private root dir, a cgroupRoot of the run's
+# own, no system/kubelet/runtime cgroups (the suite asks for /system, /kubelet and
+# /docker-daemon; overridden), failCgroupV1 false; sysctls it rewrites are
+# restored. Needs root. Talks to nothing but 127.0.0.1 and its own bridge.
+set -euo pipefail
+source "$(dirname "$0")/cluster/lib.sh"
+[ "$(id -u)" = 0 ] || die "needs root"
+
+# The slice CI runs: container lifecycle, probes, logs, exec, security
+# context, volumes, resources and pod lifecycle (see hack/node-e2e-pass.txt).
+slice='Container Runtime|Container Lifecycle Hook|Probing container|PrivilegedPod|Security Context|Kubelet when scheduling|Downward API|ConfigMap|Secrets|EmptyDir|Variable Expansion|Pods should|InitContainer|Lease|ImageCredentialProvider|ContainerLogRotation|Mount propagation|Summary API'
+all=""
+[ "${1:-}" = "--all" ] && all=1
+focus='\[NodeConformance\]'
+skip='\[Flaky\]|\[Slow\]|\[Serial\]'
+ratchet="$repo/hack/node-e2e-pass.txt"
+artifacts="${NODE_E2E_ARTIFACTS:-$repo/_output/node-e2e}"
+parallel="${NODE_E2E_PARALLEL:-1}"
+mkdir -p "$artifacts"
+
+"$repo/hack/k8s/build.sh" kubelet e2e_node.test agnhost ginkgo
+k8s_bin=$("$repo/hack/k8s/build.sh" --bin-dir)
+own="$repo/_output/bin"
+mkdir -p "$own"
+berthd="${BERTHD:-$own/berthd}"
+(
+	cd "$repo"
+	[ -n "${BERTHD:-}" ] || go build -o "$berthd" ./cmd/berthd
+	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$(dirname "$berthd")/berth-monitor" ./cmd/berth-monitor
+	go build -o "$own/testregistry" ./hack/cmd/testregistry
+	go build -o "$own/critestreport" ./hack/cmd/critestreport
+)
+
+id=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+run=$(mktemp -d /tmp/berth-node-e2e.XXXXXX)
+bridge="bn$id"
+cgroup_root="berth-node-e2e-$id"
+registry_pid="" berthd_pid="" e2e_pid=""
+record_sysctls >"$run/sysctls.before"
+list_chains iptables >"$run/chains4.before"
+[ -e /var/lib/kubelet ] && touch "$run/var-lib-kubelet.before"
+
+cleanup() {
+	local rc=$? m d
+	set +e
+	stop_pid "$e2e_pid" e2e_node.test 60
+	if running "$berthd_pid"; then
+		"$crictl" --runtime-endpoint "unix://$run/berth.sock" --timeout 120s rmp --all --force >/dev/null 2>&1
+	fi
+	stop_pid "$berthd_pid" berthd
+	stop_pid "$registry_pid" testregistry
+	for f in berthd.log registry.log e2e.log junit.xml kubelet.log; do
+		[ -f "$run/$f" ] && cp -f "$run/$f" "$artifacts/$f"
+	done
+	[ -f "$run/report/kubelet.log" ] && cp -f "$run/report/kubelet.log" "$artifacts/kubelet.log"
+	for m in $(awk -v d="$run/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "cannot unmount $m"
+	done
+	for m in $(cgroup_mounts); do
+		d="$m/$cgroup_root"
+		[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+		[ -d "$d" ] && log "cgroup $d left behind"
+	done
+	# The suite makes /var/lib/kubelet whatever root dir the kubelet uses.
+	if [ ! -e "$run/var-lib-kubelet.before" ] && [ -d /var/lib/kubelet ]; then
+		rmdir /var/lib/kubelet 2>/dev/null || log "/var/lib/kubelet is not empty; left for a look"
+	fi
+	list_chains iptables | while read -r t c; do
+		grep -qx "$t $c" "$run/chains4.before" || log "iptables chain $t $c appeared during the run"
+	done
+	restore_sysctls "$run/sysctls.before"
+	ip link show "$bridge" >/dev/null 2>&1 && ip link del "$bridge"
+	rm -rf --one-file-system "$run"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+cri_version=$(awk '$1 == "sigs.k8s.io/cri-tools" {print $2; exit}' "$repo/hack/tools/go.mod")
+crictl="$repo/hack/.cache/bin/crictl-$cri_version"
+if [ ! -x "$crictl" ]; then
+	mkdir -p "$(dirname "$crictl")"
+	(cd "$repo/hack/tools" && go build -o "$crictl.tmp.$$" sigs.k8s.io/cri-tools/cmd/crictl) &&
+		mv -f "$crictl.tmp.$$" "$crictl"
+fi
+
+# --- loopback registry, with agnhost. Never on port 5000: the private-registry
+# specs start a registry there.
+setsid "$own/testregistry" -addr 127.0.0.1:0 -agnhost "$k8s_bin/agnhost" >"$run/registry.out" 2>"$run/registry.log" </dev/null &
+registry_pid=$!
+registry=""
+for ((i = 0; i < 3000; i++)); do
+	registry=$(awk '$1 == "ready" {print $2; exit}' "$run/registry.out")
+	[ -n "$registry" ] && break
+	running "$registry_pid" || { tail -n 20 "$run/registry.log" >&2; die "testregistry exited"; }
+	sleep 0.1
+done
+[ -n "$registry" ] || die "testregistry not ready"
+
+# --- pod network: a bridge and a /24 of 10.199.0.0/16 of this run's own.
+subnet=""
+for ((i = 0; i < 256; i++)); do
+	c="10.199.$(((RANDOM + i) % 256))"
+	ip -4 -o addr show | grep -q " $c\." && continue
+	subnet="$c"
+	break
+done
+[ -n "$subnet" ] || die "no free /24 in 10.199.0.0/16"
+echo 1 >/proc/sys/net/ipv4/ip_forward
+mkdir -p "$run/net.d"
+cat >"$run/net.d/10-node-e2e.conflist" <<EOF
+{"cniVersion": "1.0.0", "name": "node-e2e", "plugins": [
+  {"type": "bridge", "bridge": "$bridge", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$subnet.0/24"}]], "dataDir": "$run/ipam"}},
+  {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true},
+  {"type": "loopback"}]}
+EOF
+
+# --- berthd.
+cat >"$run/berth.toml" <<EOF
+cgroup_driver = "cgroupfs"
+[image.registry]
+mirrors_only = true
+[image.registry.mirrors]
+"docker.io" = ["http://$registry"]
+"gcr.io" = ["http://$registry"]
+"registry.k8s.io" = ["http://$registry"]
+"k8s.gcr.io" = ["http://$registry"]
+[image.registry.hosts."$registry"]
+plain_http = true
+[network]
+conf_dir = "$run/net.d"
+EOF
+setsid "$berthd" --config "$run/berth.toml" --config-dir "$run/berth.d" --root "$run/berth-root" \
+	--state "$run/berth-state" --listen "unix://$run/berth.sock" --log-level info \
+	>"$run/berthd.log" 2>&1 </dev/null &
+berthd_pid=$!
+for ((i = 0; ; i++)); do
+	"$crictl" --runtime-endpoint "unix://$run/berth.sock" --timeout 2s version >/dev/null 2>&1 && break
+	running "$berthd_pid" || { tail -n 30 "$run/berthd.log" >&2; die "berthd exited"; }
+	((i < 300)) || die "berthd not answering"
+	sleep 0.1
+done
+
+# --- kubelet: the suite loads this file and adds its own settings on top.
+for m in $(cgroup_mounts); do
+	mkdir "$m/$cgroup_root"
+	if [ -f "$m/cpuset.cpus" ]; then
+		cat "$m/cpuset.cpus" >"$m/$cgroup_root/cpuset.cpus"
+		cat "$m/cpuset.mems" >"$m/$cgroup_root/cpuset.mems"
+	fi
+done
+: >"$run/resolv.conf"
+cat >"$run/kubelet-base.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupRoot: /$cgroup_root
+cgroupsPerQOS: true
+failCgroupV1: false
+failSwapOn: false
+protectKernelDefaults: false
+podLogsDir: $run/pod-logs
+volumePluginDir: $run/volume-plugins
+resolvConf: $run/resolv.conf
+serializeImagePulls: false
+fileCheckFrequency: 10s
+volumeStatsAggPeriod: 10s
+podCIDR: $subnet.0/24
+evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%}
+evictionPressureTransitionPeriod: 30s
+EOF
+
+# --- the suite.
+if [ -z "$all" ]; then
+	focus="$focus.*($slice)|($slice).*$focus"
+fi
+[ -z "${NODE_E2E_FOCUS:-}" ] || focus="($focus).*(${NODE_E2E_FOCUS})|(${NODE_E2E_FOCUS}).*($focus)"
+# Flags of the test binary; ginkgo's own go first, as -ginkgo.X for one process
+# or --X to the ginkgo CLI for several.
+args=(
+	--container-runtime-endpoint "unix://$run/berth.sock"
+	--image-service-endpoint "unix://$run/berth.sock"
+	--prepull-images=false
+	--k8s-bin-dir "$k8s_bin"
+	--kubelet-config-file "$run/kubelet-base.yaml"
+	"--kubelet-flags=--root-dir=$run/kubelet --cert-dir=$run/kubelet/pki --kubelet-cgroups= --system-cgroups= --runtime-cgroups="
+	--report-dir "$run/report"
+	--system-spec-name ""
+)
+ginkgo_args=(focus "$focus" skip "$skip" junit-report "$run/junit.xml" timeout 120m)
+if [ "$parallel" -gt 1 ]; then
+	cmd=("$k8s_bin/ginkgo" --procs "$parallel" --no-color)
+	for ((i = 0; i < ${#ginkgo_args[@]}; i += 2)); do
+		cmd+=("--${ginkgo_args[i]}=${ginkgo_args[i + 1]}")
+	done
+	cmd+=("$k8s_bin/e2e_node.test" -- "${args[@]}")
+else
+	cmd=("$k8s_bin/e2e_node.test" "${args[@]}" -ginkgo.no-color)
+	for ((i = 0; i < ${#ginkgo_args[@]}; i += 2)); do
+		cmd+=("-ginkgo.${ginkgo_args[i]}=${ginkgo_args[i + 1]}")
+	done
+fi
+log "running e2e_node [NodeConformance]${all:+ (all)}${all:- (CI slice)} (output: $artifacts/e2e.log)"
+start=$(date +%s)
+set +e
+(cd "$run" && exec "${cmd[@]}") >"$run/e2e.log" 2>&1 &
+e2e_pid=$!
+wait "$e2e_pid"
+e2e_rc=$?
+e2e_pid=""
+set -e
+grep -E '^(Ran |FAIL!|SUCCESS!|PASS|FAIL)' "$run/e2e.log" | tail -n 5 >&2 || true
+log "e2e_node.test exited with $e2e_rc after $(($(date +%s) - start))s"
+[ -s "$run/junit.xml" ] || { tail -n 60 "$run/e2e.log" >&2; die "no JUnit report"; }
+
+report_args=(-junit "$run/junit.xml" -ratchet "$ratchet" -log "$run/e2e.log")
+if [ -z "$all" ] || [ -n "${NODE_E2E_FOCUS:-}" ]; then
+	report_args+=(-focus "$slice${NODE_E2E_FOCUS:+|$NODE_E2E_FOCUS}")
+fi
+[ "${NODE_E2E_UPDATE:-}" = 1 ] && report_args+=(-update)
+"$own/critestreport" "${report_args[@]}"
