@@ -11,8 +11,8 @@
 #                the script run.sh shares with the guest, then powers off
 #
 # The result is cached under hack/.cache/vm/<key> (hack/.cache may be the machine-wide
-# /var/cache/berth-ci), keyed by a hash of this script and the kernel version apt
-# offers; concurrent builds serialise on a lock. Needs root, mmdebstrap and e2fsprogs
+# /var/cache/berth-ci), keyed by a hash of the guest's files in hack/vm and the kernel
+# version apt offers; concurrent builds serialise on a lock. Needs root, mmdebstrap and e2fsprogs
 # (hack/install-deps.sh --vm installs them). No loop mounts: mkfs.ext4 -d fills the image.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -37,7 +37,11 @@ if [ -z "$kernel_pkg" ]; then
 	exit 1
 fi
 kernel_version=$(apt-cache policy "$kernel_pkg" | awk '/Candidate:/ {print $2}')
-key=$( (cat "$0"; echo "$packages $kernel_pkg $kernel_version") | sha256sum | cut -c1-16)
+key=$( (cat hack/vm/build-image.sh hack/vm/guest-setup.sh hack/vm/initramfs-init
+	echo "$packages $kernel_pkg $kernel_version") | sha256sum | cut -c1-16)
+# The Debian base (mmdebstrap's tarball, the slow part) has a key of its own, so that a
+# change to the guest's configuration does not fetch and unpack Debian again.
+base_key=$(echo "$suite $packages" | sha256sum | cut -c1-16)
 cache="$repo/hack/.cache/vm"
 out="$cache/$suite-$key"
 mkdir -p "$cache"
@@ -71,15 +75,21 @@ dpkg-deb -x "$work"/busybox-static_*.deb "$work/busybox"
 kver=$(ls "$work/kernel/lib/modules")
 
 # --- root filesystem.
-sources=/etc/apt/sources.list.d/debian.sources
-[ -f "$sources" ] || sources=/etc/apt/sources.list
-[ -f "$sources" ] || sources="http://deb.debian.org/debian"
-log "mmdebstrap $suite (minbase + $packages) from $sources"
+base="$cache/base-$suite-$base_key.tar"
+if [ ! -s "$base" ]; then
+	sources=/etc/apt/sources.list.d/debian.sources
+	[ -f "$sources" ] || sources=/etc/apt/sources.list
+	[ -f "$sources" ] || sources="http://deb.debian.org/debian"
+	log "mmdebstrap $suite (minbase + $packages) from $sources"
+	mmdebstrap --quiet --mode=root --variant=minbase --include="$packages" \
+		--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+		--dpkgopt='path-exclude=/usr/share/locale/*' \
+		"$suite" "$work/base.tar" "$sources" >&2
+	mv "$work/base.tar" "$base"
+fi
 rootfs="$work/rootfs"
-mmdebstrap --quiet --mode=root --variant=minbase --include="$packages" \
-	--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
-	--dpkgopt='path-exclude=/usr/share/locale/*' \
-	"$suite" "$rootfs" "$sources" >&2
+mkdir "$rootfs"
+tar -C "$rootfs" --numeric-owner -xpf "$base"
 cp -a "$work/kernel/lib/modules" "$rootfs/lib/"
 chroot "$rootfs" depmod -a "$kver"
 bash "$repo/hack/vm/guest-setup.sh" "$rootfs"
@@ -125,5 +135,9 @@ cp "$work/kernel/boot/vmlinuz-$kver" "$work/out/vmlinuz"
 echo "$kver" >"$work/out/kernel-version"
 rm -rf "$out"
 mv "$work/out" "$out"
+# Older guests and bases go (a running guest keeps its open image until it ends).
+for old in "$cache/$suite"-* "$cache"/base-*.tar; do
+	[ "$old" = "$out" ] || [ "$old" = "$base" ] || rm -rf "$old"
+done
 log "guest built in $(($(date +%s) - started))s: $out"
 echo "$out"

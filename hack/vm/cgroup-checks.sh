@@ -12,7 +12,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
-bin="$repo/_output/vm/bin"
+bin="${VM_LANE_BIN:-$repo/_output/vm/bin}"
 artifacts="${1:-/tmp/berth-checks}"
 driver="${VM_LANE_DRIVER:-systemd}"
 mkdir -p "$artifacts"

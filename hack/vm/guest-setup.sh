@@ -27,7 +27,20 @@ ln -sf /lib/systemd/system/multi-user.target "$rootfs/etc/systemd/system/default
 mkdir -p "$rootfs/etc/systemd/journald.conf.d"
 printf '[Journal]\nStorage=volatile\n' >"$rootfs/etc/systemd/journald.conf.d/berth.conf"
 
-install -m 755 "$(dirname "$0")/guest-run" "$rootfs/usr/local/sbin/berth-vm-run"
+# The unit's program only mounts run.sh's run share and hands over to the guest-run
+# there (hack/vm/guest-run), which can change without rebuilding the image.
+cat >"$rootfs/usr/local/sbin/berth-vm-run" <<'STUB'
+#!/bin/sh
+modprobe 9pnet_virtio 2>/dev/null
+mkdir -p /mnt/run
+if mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=none run /mnt/run &&
+	[ -x /mnt/run/guest-run ]; then
+	exec /mnt/run/guest-run
+fi
+echo "berth-vm-run: no run share from hack/vm/run.sh; powering off"
+systemctl poweroff --force
+STUB
+chmod 755 "$rootfs/usr/local/sbin/berth-vm-run"
 cat >"$rootfs/etc/systemd/system/berth-vm-run.service" <<'UNIT'
 [Unit]
 Description=Run the script hack/vm/run.sh shared with this guest, then power off

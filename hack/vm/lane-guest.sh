@@ -14,7 +14,13 @@ VM_LANE_DRIVER=systemd
 [ -f "$stage/lane.env" ] && . "$stage/lane.env"
 focus_default='PodSandbox runtime should support (basic operations|metrics operations|sysctls)|Container runtime should support (basic operations|log)|Container OOM|Idempotence'
 focus="${VM_LANE_FOCUS-$focus_default}"
-export PATH="$stage/bin:$PATH"
+# The binaries run from the guest's disk: berthd executes runc and the monitor for every
+# container, and each exec over 9p under emulation costs seconds.
+bin=/opt/berth/bin
+mkdir -p "$bin" /opt/berth/cache
+cp "$stage"/bin/* "$bin/"
+cp -r "$stage"/cache/. /opt/berth/cache/
+export PATH="$bin:$PATH"
 
 say() { printf 'lane-guest: %s\n' "$*"; }
 fs=$(stat -f -c %T /sys/fs/cgroup)
@@ -24,18 +30,18 @@ if [ "$fs" != cgroup2fs ] || [ "$(ps -o comm= -p 1)" != systemd ]; then
 	say "FAIL: the guest is not a systemd node on the unified hierarchy"
 	exit 1
 fi
-export BERTH_BUSYBOX="$stage/cache/busybox/busybox" BERTH_CACHE_DIR="$stage/cache"
+export BERTH_BUSYBOX=/opt/berth/cache/busybox/busybox BERTH_CACHE_DIR=/opt/berth/cache
 
 rc=0
 start=$(date +%s)
 say "critest with cgroup_driver=$VM_LANE_DRIVER, focus: ${focus:-(everything)}"
-CRITEST_BIN="$stage/bin" CRITEST_CGROUP_DRIVER="$VM_LANE_DRIVER" CRITEST_FOCUS="$focus" \
+CRITEST_BIN="$bin" CRITEST_CGROUP_DRIVER="$VM_LANE_DRIVER" CRITEST_FOCUS="$focus" \
 	CRITEST_ARTIFACTS="$artifacts/critest-$VM_LANE_DRIVER" hack/critest.sh || rc=$?
 say "critest.sh exited with $rc after $(($(date +%s) - start))s"
 if [ -x hack/vm/cgroup-checks.sh ] && [ -z "${VM_LANE_SKIP_CHECKS:-}" ]; then
 	start=$(date +%s)
 	crc=0
-	VM_LANE_DRIVER="$VM_LANE_DRIVER" hack/vm/cgroup-checks.sh "$artifacts/checks-$VM_LANE_DRIVER" || crc=$?
+	VM_LANE_BIN="$bin" VM_LANE_DRIVER="$VM_LANE_DRIVER" hack/vm/cgroup-checks.sh "$artifacts/checks-$VM_LANE_DRIVER" || crc=$?
 	say "cgroup-checks.sh exited with $crc after $(($(date +%s) - start))s"
 	[ "$rc" = 0 ] && rc=$crc
 fi

@@ -107,6 +107,7 @@ if [ "$accel" = auto ]; then
 fi
 
 cp "$script" "$run/script"
+install -m 755 hack/vm/guest-run "$run/guest-run"
 mkdir -p "$run/artifacts"
 mapfile -t args < <(boot_args "$accel")
 cmdline="console=ttyS0 root=/dev/vda rw systemd.unified_cgroup_hierarchy=1 panic=5 mitigations=off loglevel=4 systemd.show_status=auto"
@@ -133,7 +134,7 @@ elapsed=$(($(date +%s) - started))
 
 rm -rf "$out"
 mkdir -p "$out"
-for f in console.log qemu.log log boot rc; do
+for f in console.log qemu.log log boot rc systemd-analyze; do
 	[ -f "$run/$f" ] && cp "$run/$f" "$out/$f"
 done
 cp -a "$run/artifacts" "$out/" 2>/dev/null || true
