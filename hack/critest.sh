@@ -8,11 +8,15 @@
 #   CRITEST_UPDATE=1 hack/critest.sh         rewrite the ratchet with the passing set
 #
 # Other knobs: BERTHD (a berthd binary to test instead of building
-# ./cmd/berthd), CRITEST_RUNC (the runc berthd's "runc" handler runs, e.g.
-# /usr/sbin/runc for the distribution's; default: the first runc in $PATH),
-# CRITEST_PARALLEL (default 1; more needs the ginkgo CLI in PATH),
-# CRITEST_VERBOSE=1 (all of critest's output), CRITEST_ARTIFACTS (where the
-# JUnit report and the logs of the last run are kept; default _output/critest).
+# ./cmd/berthd), CRITEST_BIN (a directory holding crictl, critest, berthd,
+# berth-monitor, testregistry and critestreport, already built: nothing is built and
+# no Go is needed; the VM lane uses it), CRITEST_RUNC (the runc berthd's "runc"
+# handler runs, e.g. /usr/sbin/runc for the distribution's; default: the first runc in
+# $PATH), CRITEST_CGROUP_DRIVER (berthd's cgroup_driver, default berthd's own),
+# CRITEST_RATCHET (default hack/critest-pass.txt), CRITEST_PARALLEL (default 1; more
+# needs the ginkgo CLI in PATH), CRITEST_VERBOSE=1 (all of critest's output),
+# CRITEST_ARTIFACTS (where the JUnit report and the logs of the last run are kept;
+# default _output/critest).
 # Needs root. Never talks to anything but 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +38,11 @@ artifacts="${CRITEST_ARTIFACTS:-$repo/_output/critest}"
 ratchet="$repo/hack/critest-pass.txt"
 images_file="$repo/hack/critest-images.yaml"
 parallel="${CRITEST_PARALLEL:-1}"
+ratchet="${CRITEST_RATCHET:-$ratchet}"
+if [ -n "${CRITEST_BIN:-}" ]; then
+	own="$CRITEST_BIN"
+	bin="$CRITEST_BIN"
+fi
 mkdir -p "$bin" "$own" "$artifacts"
 
 log() { printf 'critest.sh: %s\n' "$*" >&2; }
@@ -52,6 +61,11 @@ if [ -z "$cri_version" ]; then
 fi
 crictl="$bin/crictl-$cri_version"
 critest="$bin/critest-$cri_version"
+if [ -n "${CRITEST_BIN:-}" ]; then
+	crictl="$bin/crictl"
+	critest="$bin/critest"
+	berthd="${BERTHD:-$own/berthd}"
+else
 if [ ! -x "$crictl" ]; then
 	log "building crictl $cri_version"
 	build "$crictl" sigs.k8s.io/cri-tools/cmd/crictl "$repo/hack/tools"
@@ -71,6 +85,7 @@ CGO_ENABLED=0 build "$(dirname "$berthd")/berth-monitor" ./cmd/berth-monitor
 log "building testregistry, critestreport"
 build "$own/testregistry" ./hack/cmd/testregistry
 build "$own/critestreport" ./hack/cmd/critestreport
+fi
 
 # --- run directory and cleanup.
 tmp=$(mktemp -d /tmp/berth-critest.XXXXXX)
@@ -255,6 +270,9 @@ plugin_request_timeout = "10s"
 EOF
 if [ -n "${CRITEST_RUNC:-}" ]; then
 	printf '\n[runtimes.runc]\npath = "%s"\n' "$CRITEST_RUNC" >>"$tmp/berth.toml"
+fi
+if [ -n "${CRITEST_CGROUP_DRIVER:-}" ]; then
+	sed -i "1i cgroup_driver = \"$CRITEST_CGROUP_DRIVER\"" "$tmp/berth.toml"
 fi
 "$berthd" --config "$tmp/berth.toml" --config-dir "$tmp/berth.d" \
 	--root "$tmp/root" --state "$tmp/state" --listen "unix://$sock" --log-level info \

@@ -7,6 +7,7 @@
 #
 #   hack/install-deps.sh          runtime + test dependencies
 #   hack/install-deps.sh --run    only what berthd itself needs to run
+#   hack/install-deps.sh --vm     also what the VM lane needs (hack/vm: qemu, mmdebstrap)
 set -euo pipefail
 
 # The runc berth installs as /usr/local/sbin/runc; the distribution's stays in /usr/sbin
@@ -16,8 +17,12 @@ run_pkgs=(runc crun containernetworking-plugins iptables iproute2 ca-certificate
 	gcc libc6-dev libseccomp-dev pkg-config)
 test_pkgs=(make dpkg-dev git jq curl)
 
+# The VM lane (hack/vm) boots a Debian guest it builds from apt.
+vm_pkgs=(qemu-system-x86 mmdebstrap e2fsprogs cpio)
+
 pkgs=("${run_pkgs[@]}")
 [ "${1:-}" = "--run" ] || pkgs+=("${test_pkgs[@]}")
+[ "${1:-}" = "--vm" ] && pkgs+=("${vm_pkgs[@]}")
 
 missing=()
 for p in "${pkgs[@]}"; do

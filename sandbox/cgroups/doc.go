@@ -1,7 +1,7 @@
 // Package cgroups owns berth's view of Linux control groups for pods: which cgroup
 // version and layout the node has (Mode, DetectMode), how kubelet's cgroup_parent and a
 // container id become cgroup paths and an OCI linux.cgroupsPath for the cgroupfs and
-// systemd drivers (ContainerNames, PodPath, ExpandSlice), the Resources type with its
+// systemd drivers (ContainerNames, PodPath, SliceName, ExpandSlice), the Resources type with its
 // conversions from the CRI and to the OCI runtime spec, and the life of a pod cgroup
 // under the cgroupfs driver (Manager.Create, PodCgroup.Update, PodCgroup.Remove,
 // PodCgroup.Stats) on cgroup v1, hybrid and v2 through github.com/containerd/cgroups/v3.

@@ -78,7 +78,7 @@ func ContainerNames(driver Driver, parent, containerID string) (Names, error) {
 		p := path.Join(base, containerID)
 		return Names{PodPath: podPath, CgroupsPath: p, ContainerPath: p}, nil
 	default: // DriverSystemd; PodPath rejected anything else.
-		slice, base := parent, podPath
+		slice, base := SliceName(parent), podPath
 		if slice == "" {
 			slice = DefaultSystemdParent
 			if base, err = ExpandSlice(slice); err != nil {
@@ -103,9 +103,20 @@ func PodPath(driver Driver, parent string) (string, error) {
 		return "", nil
 	}
 	if driver == DriverSystemd {
-		return ExpandSlice(parent)
+		return ExpandSlice(SliceName(parent))
 	}
 	return parent, nil
+}
+
+// SliceName is the systemd unit name of a cgroup_parent given to the systemd driver.
+// Kubelet sends the unit name (kubepods-burstable-pod1.slice); critest and other
+// clients send its path (/test.slice, /kubepods.slice/kubepods-burstable.slice/…),
+// whose last element names the unit, as containerd and CRI-O read it.
+func SliceName(parent string) string {
+	if i := strings.LastIndexByte(parent, '/'); i >= 0 {
+		return parent[i+1:]
+	}
+	return parent
 }
 
 // ValidateParent checks a cgroup_parent sent by kubelet for driver: an absolute, clean
@@ -122,7 +133,10 @@ func ValidateParent(driver Driver, parent string) error {
 	case DriverCgroupfs:
 		return validateCgroupfsParent(parent)
 	case DriverSystemd:
-		p, err := ExpandSlice(parent)
+		if err := validateSlicePath(parent); err != nil {
+			return err
+		}
+		p, err := ExpandSlice(SliceName(parent))
 		if err == nil && p == "/" {
 			return invalid("cgroup parent %q: the root slice cannot be a pod cgroup", parent)
 		}
@@ -130,6 +144,21 @@ func ValidateParent(driver Driver, parent string) error {
 	}
 	_, err := ParseDriver(string(driver))
 	return err
+}
+
+// validateSlicePath checks the elements of a systemd cgroup_parent given as a path
+// (/a.slice/a-b.slice): each must be a slice name. A bare unit name passes.
+func validateSlicePath(parent string) error {
+	if !strings.Contains(parent, "/") {
+		return nil
+	}
+	elems := strings.Split(strings.TrimPrefix(parent, "/"), "/")
+	for _, e := range elems {
+		if _, err := ExpandSlice(e); err != nil {
+			return invalid("cgroup parent %q: element %q is not a slice", parent, e)
+		}
+	}
+	return nil
 }
 
 func validateCgroupfsParent(parent string) error {

@@ -64,6 +64,23 @@ func TestContainerNames(t *testing.T) {
 			},
 		},
 		{
+			name: "systemd parent as a path (critest)", driver: DriverSystemd, parent: "/test.slice", id: "abc",
+			want: Names{
+				PodPath:       "/test.slice",
+				CgroupsPath:   "test.slice:berth:abc",
+				ContainerPath: "/test.slice/berth-abc.scope",
+			},
+		},
+		{
+			name: "systemd parent as a full path", driver: DriverSystemd,
+			parent: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice", id: "abc",
+			want: Names{
+				PodPath:       "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice",
+				CgroupsPath:   "kubepods-burstable-pod1.slice:berth:abc",
+				ContainerPath: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/berth-abc.scope",
+			},
+		},
+		{
 			name: "systemd empty parent", driver: DriverSystemd, parent: "", id: "abc",
 			want: Names{CgroupsPath: "system.slice:berth:abc", ContainerPath: "/system.slice/berth-abc.scope"},
 		},
@@ -105,6 +122,10 @@ func TestContainerNamesInvalid(t *testing.T) {
 		{"systemd leading dash", DriverSystemd, "-kubepods.slice", "abc"},
 		{"systemd trailing dash", DriverSystemd, "kubepods-.slice", "abc"},
 		{"systemd slash", DriverSystemd, "kube/pods.slice", "abc"},
+		{"systemd root path", DriverSystemd, "/", "abc"},
+		{"systemd path trailing slash", DriverSystemd, "/test.slice/", "abc"},
+		{"systemd path of non-slices", DriverSystemd, "/kubepods/pod1.slice", "abc"},
+		{"systemd path with dotdot", DriverSystemd, "/../test.slice", "abc"},
 		{"systemd colon", DriverSystemd, "kube:pods.slice", "abc"},
 		{"systemd escape", DriverSystemd, `kube\x2dpods.slice`, "abc"},
 		{"systemd root slice", DriverSystemd, "-.slice", "abc"},

@@ -277,6 +277,7 @@ func (m *monitor) cleanupFailed() {
 
 // run copies the output until the init exits, then records the exit.
 func (m *monitor) run() {
+	oom := watchOOM(m.cfg.OOMFile)
 	var done []chan struct{}
 	for _, src := range m.io.outputs() {
 		ch := make(chan struct{})
@@ -297,7 +298,7 @@ func (m *monitor) run() {
 		}
 	}
 	m.log.close()
-	exit := exitFrom(status, finished, msg, oomKilled(m.cfg.OOMFile))
+	exit := exitFrom(status, finished, msg, oom.killed())
 	if err := writeExit(m.dir, exit); err != nil {
 		m.diag.Printf("record exit: %v", err)
 	}

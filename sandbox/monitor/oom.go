@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 )
 
 // oomKills returns N of the "oom_kill N" line that both cgroup v1's memory.oom_control
@@ -22,16 +25,82 @@ func oomKills(data []byte) (n uint64, ok bool) {
 	return 0, false
 }
 
-// oomKilled reports whether the kernel's OOM killer killed a process of the container's
-// cgroup. An unreadable file (no OOM detection configured, cgroup gone) means no.
-func oomKilled(path string) bool {
+// oomWatch follows a container's OOM kill count while the container runs. Under the
+// systemd driver, systemd removes the container's scope, memory.events with it, as soon
+// as the scope's last process has exited, which is before the monitor looks; the watch
+// keeps the last count the kernel reported. cgroup v2 signals every change of
+// memory.events as a file modification (inotify IN_MODIFY); v1's memory.oom_control
+// signals nothing, but v1 cgroups outlive their processes and are read at the exit.
+type oomWatch struct {
+	path  string
+	f     *os.File // inotify instance; nil when the file cannot be watched
+	seen  atomic.Uint64
+	ended chan struct{}
+}
+
+// watchOOM starts following path ("" watches nothing).
+func watchOOM(path string) *oomWatch {
+	w := &oomWatch{path: path, ended: make(chan struct{})}
 	if path == "" {
-		return false
+		close(w.ended)
+		return w
 	}
-	data, err := os.ReadFile(path)
+	w.refresh()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err == nil {
+		if _, err = unix.InotifyAddWatch(fd, path, unix.IN_MODIFY); err != nil {
+			unix.Close(fd)
+		}
+	}
 	if err != nil {
+		close(w.ended)
+		return w
+	}
+	// A non-blocking descriptor in an *os.File waits in Go's poller, so Close ends a
+	// pending Read.
+	w.f = os.NewFile(uintptr(fd), "inotify")
+	go w.follow()
+	return w
+}
+
+func (w *oomWatch) follow() {
+	defer close(w.ended)
+	buf := make([]byte, 4096)
+	for {
+		if _, err := w.f.Read(buf); err != nil {
+			return // closed by killed, or the watch is gone
+		}
+		w.refresh()
+	}
+}
+
+// refresh records the file's count if it is readable and larger than the last one.
+func (w *oomWatch) refresh() {
+	data, err := os.ReadFile(w.path)
+	if err != nil {
+		return
+	}
+	if n, ok := oomKills(data); ok {
+		for {
+			old := w.seen.Load()
+			if n <= old || w.seen.CompareAndSwap(old, n) {
+				return
+			}
+		}
+	}
+}
+
+// killed stops the watch and reports whether the kernel's OOM killer killed a process
+// of the container's cgroup: the count in the file if it is still there, else the
+// last count seen.
+func (w *oomWatch) killed() bool {
+	if w.path == "" {
 		return false
 	}
-	n, ok := oomKills(data)
-	return ok && n > 0
+	w.refresh()
+	if w.f != nil {
+		w.f.Close()
+	}
+	<-w.ended
+	return w.seen.Load() > 0
 }

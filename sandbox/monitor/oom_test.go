@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestOOMKills(t *testing.T) {
@@ -44,8 +45,31 @@ func TestOOMKilled(t *testing.T) {
 		{filepath.Join(dir, "missing"), false},
 	}
 	for _, tt := range tests {
-		if got := oomKilled(tt.path); got != tt.want {
-			t.Errorf("oomKilled(%q) = %v, want %v", tt.path, got, tt.want)
+		if got := watchOOM(tt.path).killed(); got != tt.want {
+			t.Errorf("watchOOM(%q).killed() = %v, want %v", tt.path, got, tt.want)
 		}
+	}
+}
+
+// TestOOMWatchOutlivesTheFile: under the systemd driver the scope, memory.events with
+// it, is gone when the container has exited; the kill seen while it ran still counts.
+func TestOOMWatchOutlivesTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "memory.events")
+	if err := os.WriteFile(path, []byte("oom 0\noom_kill 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := watchOOM(path)
+	if err := os.WriteFile(path, []byte("oom 1\noom_kill 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for w.seen.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if !w.killed() {
+		t.Error("killed() = false after the file reported a kill and went away")
 	}
 }

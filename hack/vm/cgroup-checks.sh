@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Berth's own checks of what critest does not cover, on the real kernel of the VM
+# lane's guest (cgroup v2): a pod in a kubelet-style pod cgroup, a container with
+# memory, CPU and unified (pids.max, memory.high) limits, the values in the
+# container's cgroup files, UpdateContainerResources, container and pod stats, pod
+# metrics, and nothing left in the cgroup tree after the pod is removed.
+#
+#   hack/vm/cgroup-checks.sh ARTIFACT_DIR      (VM_LANE_DRIVER=systemd|cgroupfs)
+#
+# Runs its own berthd and loopback registry from _output/vm/bin (hack/vm/lane.sh) and
+# prints one "ok"/"FAIL" line per check and "checks: N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+bin="${VM_LANE_BIN:-$repo/_output/vm/bin}"
+artifacts="${1:-/tmp/berth-checks}"
+driver="${VM_LANE_DRIVER:-systemd}"
+mkdir -p "$artifacts"
+tmp=$(mktemp -d /tmp/berth-checks.XXXXXX)
+sock="$tmp/berth.sock"
+crictl=("$bin/crictl" --runtime-endpoint "unix://$sock" --image-endpoint "unix://$sock" --timeout 60s)
+pass=0
+fail=0
+registry_pid=""
+berthd_pid=""
+
+check() { # check NAME COMMAND...: one line per check
+	local name="$1"
+	shift
+	if "$@" >>"$tmp/checks.log" 2>&1; then
+		echo "ok    $name"
+		pass=$((pass + 1))
+	else
+		echo "FAIL  $name"
+		fail=$((fail + 1))
+	fi
+}
+equals() { # equals FILE WANT
+	local got
+	got=$(cat "$1" 2>&1)
+	echo "$1: got '$got', want '$2'"
+	[ "$got" = "$2" ]
+}
+cleanup() {
+	set +e
+	[ -n "${pod:-}" ] && "${crictl[@]}" rmp -f "$pod" >/dev/null 2>&1
+	[ -n "$berthd_pid" ] && kill "$berthd_pid" && wait "$berthd_pid"
+	[ -n "$registry_pid" ] && kill "$registry_pid" && wait "$registry_pid"
+	cp "$tmp"/*.log "$tmp"/*.json "$artifacts/" 2>/dev/null
+	for m in $(awk -v d="$tmp/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
+		umount "$m" 2>/dev/null || umount -l "$m"
+	done
+	rm -rf --one-file-system "$tmp"
+}
+trap cleanup EXIT
+
+"$bin/testregistry" -addr 127.0.0.1:0 >"$tmp/registry.out" 2>"$tmp/registry.log" &
+registry_pid=$!
+for ((i = 0; i < 600; i++)); do
+	registry=$(awk '$1 == "ready" {print $2; exit}' "$tmp/registry.out")
+	[ -n "$registry" ] && break
+	sleep 0.5
+done
+[ -n "$registry" ] || { echo "FAIL  testregistry not ready"; exit 1; }
+mkdir -p "$tmp/net.d"
+cat >"$tmp/berth.toml" <<TOML
+cgroup_driver = "$driver"
+[image.registry]
+mirrors_only = true
+[image.registry.mirrors]
+"registry.k8s.io" = ["http://$registry"]
+[image.registry.hosts."$registry"]
+plain_http = true
+[network]
+conf_dir = "$tmp/net.d"
+TOML
+"$bin/berthd" --config "$tmp/berth.toml" --config-dir "$tmp/berth.d" --root "$tmp/root" \
+	--state "$tmp/state" --listen "unix://$sock" >"$tmp/berthd.log" 2>&1 &
+berthd_pid=$!
+for ((i = 0; i < 600; i++)); do
+	"${crictl[@]}" version >/dev/null 2>&1 && break
+	sleep 0.5
+done
+
+uid="c0ffee$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+if [ "$driver" = systemd ]; then
+	parent="kubepods-burstable-pod$uid.slice"
+	pod_dir="/sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice/$parent"
+else
+	parent="/kubepods/burstable/pod$uid"
+	pod_dir="/sys/fs/cgroup$parent"
+fi
+image=registry.k8s.io/e2e-test-images/busybox:1.29-2
+cat >"$tmp/pod.json" <<JSON
+{"metadata": {"name": "checks", "namespace": "berth", "uid": "$uid"},
+ "hostname": "checks", "log_directory": "$tmp/logs",
+ "linux": {"cgroup_parent": "$parent", "security_context": {"namespace_options": {"network": 2}}}}
+JSON
+cat >"$tmp/ctr.json" <<JSON
+{"metadata": {"name": "limited"}, "image": {"image": "$image"},
+ "command": ["sh", "-c", "i=0; while true; do i=\$((i+1)); sleep 1; done"],
+ "log_path": "limited.log",
+ "linux": {"resources": {"memory_limit_in_bytes": 67108864, "cpu_period": 100000,
+   "cpu_quota": 50000, "cpu_shares": 512,
+   "unified": {"pids.max": "100", "memory.high": "50331648"}}}}
+JSON
+check "pull $image" "${crictl[@]}" pull "$image"
+pod=$("${crictl[@]}" runp "$tmp/pod.json" 2>>"$tmp/checks.log")
+check "run pod with cgroup_parent $parent" test -n "$pod"
+ctr=$("${crictl[@]}" create "$pod" "$tmp/ctr.json" "$tmp/pod.json" 2>>"$tmp/checks.log")
+check "create container with limits" test -n "$ctr"
+check "start container" "${crictl[@]}" start "$ctr"
+if [ "$driver" = systemd ]; then
+	dir="$pod_dir/berth-$ctr.scope"
+	check "the container runs in systemd scope berth-<id>.scope" \
+		sh -c "systemctl show -p ActiveState berth-$ctr.scope | grep -qx ActiveState=active"
+else
+	dir="$pod_dir/$ctr"
+fi
+check "container cgroup at $dir" test -d "$dir"
+check "memory.max from memory_limit_in_bytes" equals "$dir/memory.max" 67108864
+check "cpu.max from cpu_quota/cpu_period" equals "$dir/cpu.max" "50000 100000"
+check "unified pids.max (PID limit)" equals "$dir/pids.max" 100
+check "unified memory.high" equals "$dir/memory.high" 50331648
+check "cpu.weight from cpu_shares 512" sh -c "w=\$(cat $dir/cpu.weight); echo cpu.weight \$w; [ \$w -ge 19 ] && [ \$w -le 21 ]"
+check "UpdateContainerResources" "${crictl[@]}" update --memory 134217728 --cpu-quota 20000 --cpu-period 100000 "$ctr"
+check "memory.max after update" equals "$dir/memory.max" 134217728
+check "cpu.max after update" equals "$dir/cpu.max" "20000 100000"
+check "pids.max kept by the update" equals "$dir/pids.max" 100
+sleep 3
+"${crictl[@]}" stats -o json "$ctr" >"$tmp/stats.json" 2>>"$tmp/checks.log"
+check "container stats: memory working set > 0" \
+	sh -c "grep -A3 '\"workingSetBytes\"' $tmp/stats.json | grep -q '\"value\": \"[1-9]'"
+check "container stats: CPU usage > 0" \
+	sh -c "grep -A3 '\"usageCoreNanoSeconds\"' $tmp/stats.json | grep -q '\"value\": \"[1-9]'"
+"${crictl[@]}" statsp -o json "$pod" >"$tmp/statsp.json" 2>>"$tmp/checks.log"
+check "pod stats: memory working set > 0" \
+	sh -c "grep -A3 '\"workingSetBytes\"' $tmp/statsp.json | grep -q '\"value\": \"[1-9]'"
+"${crictl[@]}" metricsp -o json >"$tmp/metricsp.json" 2>>"$tmp/checks.log"
+check "pod metrics: container_memory_usage_bytes of the container" \
+	grep -q container_memory_usage_bytes "$tmp/metricsp.json"
+check "pod metrics: container_spec_memory_limit_bytes" \
+	grep -q container_spec_memory_limit_bytes "$tmp/metricsp.json"
+check "stop pod" "${crictl[@]}" stopp "$pod"
+check "container cgroup gone after the stop" sh -c "! test -d $dir"
+check "remove pod" "${crictl[@]}" rmp "$pod"
+pod=""
+if [ "$driver" = cgroupfs ]; then
+	check "pod cgroup removed" sh -c "! test -d $pod_dir"
+fi
+check "no berth scope left" sh -c "! find /sys/fs/cgroup -name 'berth-*.scope' | grep -q ."
+echo "checks: $pass passed, $fail failed (log: $artifacts/checks.log)"
+[ "$fail" = 0 ]

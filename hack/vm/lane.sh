@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The VM lane: a focused critest run against berthd with cgroup_driver = "systemd" on a
+# systemd node with the unified cgroup hierarchy, inside the guest of hack/vm/run.sh,
+# followed by berth's own cgroup checks there (hack/vm/cgroup-checks.sh: resource
+# updates, PID limits, unified keys, stats read from the real kernel).
+#
+#   hack/vm/lane.sh                 the lane (pods, containers, OOM, stats, metrics, sysctls)
+#   VM_LANE_FOCUS=REGEXP hack/vm/lane.sh   another critest focus ('' runs the whole critest)
+#   VM_LANE_DRIVER=cgroupfs hack/vm/lane.sh   the cgroupfs driver on cgroup v2 instead
+#
+# Builds berthd and the test tools on the host (Go is not in the guest) into
+# _output/vm/bin, which the guest sees through run.sh's read-only share of the checkout.
+# Results: _output/vm/lane/ (log, console.log, artifacts/). Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+export PATH="/usr/local/go/bin:$PATH"
+
+log() { printf 'vm/lane.sh: %s\n' "$*" >&2; }
+[ "$(id -u)" = 0 ] || { log "needs root"; exit 1; }
+
+stage="$repo/_output/vm"
+bin="$stage/bin"
+cache="$repo/hack/.cache"
+mkdir -p "$bin" "$stage/cache"
+
+# build OUT PKG [DIR]: go build into OUT atomically.
+build() {
+	local out="$1" pkg="$2" dir="${3:-$repo}"
+	(cd "$dir" && go build -o "$out.tmp.$$" "$pkg") && mv -f "$out.tmp.$$" "$out"
+}
+
+started=$(date +%s)
+log "building berthd, berth-monitor, testregistry, critestreport for the guest"
+build "$bin/berthd" ./cmd/berthd
+CGO_ENABLED=0 build "$bin/berth-monitor" ./cmd/berth-monitor
+build "$bin/testregistry" ./hack/cmd/testregistry
+build "$bin/critestreport" ./hack/cmd/critestreport
+
+# crictl and critest as pinned in hack/tools/go.mod, cached as hack/critest.sh does.
+cri_version=$(awk '{for (i = 1; i < NF; i++) if ($i == "sigs.k8s.io/cri-tools") {print $(i + 1); exit}}' hack/tools/go.mod)
+mkdir -p "$cache/bin"
+if [ ! -x "$cache/bin/crictl-$cri_version" ]; then
+	log "building crictl $cri_version"
+	build "$cache/bin/crictl-$cri_version" sigs.k8s.io/cri-tools/cmd/crictl "$repo/hack/tools"
+fi
+if [ ! -x "$cache/bin/critest-$cri_version" ]; then
+	log "building critest $cri_version"
+	(cd hack/tools && go test -c -o "$cache/bin/critest-$cri_version.tmp.$$" sigs.k8s.io/cri-tools/cmd/critest) &&
+		mv -f "$cache/bin/critest-$cri_version.tmp.$$" "$cache/bin/critest-$cri_version"
+fi
+cp -f "$cache/bin/crictl-$cri_version" "$bin/crictl"
+cp -f "$cache/bin/critest-$cri_version" "$bin/critest"
+
+# runc >= 1.2 (Debian 12's is 1.1): the one hack/install-deps.sh installs, else one
+# built here from the Go module proxy with seccomp, cached machine-wide.
+runc_version=v1.5.2
+runc=""
+for candidate in /usr/local/sbin/runc; do
+	v=$("$candidate" --version 2>/dev/null | awk '/^runc version/ {print $3; exit}') || continue
+	if [ -n "$v" ] && [ "$(printf '1.2.0\n%s\n' "$v" | sort -V | head -1)" = 1.2.0 ]; then
+		runc="$candidate"
+	fi
+done
+if [ -z "$runc" ]; then
+	runc="$cache/vm/runc-$runc_version"
+	if [ ! -x "$runc" ]; then
+		log "building runc $runc_version (cgo, seccomp) from the module proxy"
+		mkdir -p "$cache/vm"
+		gobin=$(mktemp -d "$cache/vm/runc-build.XXXXXX")
+		GOBIN="$gobin" CGO_ENABLED=1 go install -tags seccomp "github.com/opencontainers/runc@$runc_version"
+		mv -f "$gobin/runc" "$runc"
+		rmdir "$gobin"
+	fi
+fi
+cp -f "$runc" "$bin/runc"
+
+# The test images: the static busybox and the helpers testregistry compiles with gcc
+# (the guest has no compiler), built once on the host and copied into the share.
+"$bin/testregistry" -list >/dev/null
+rm -rf "$stage/cache"
+mkdir -p "$stage/cache/busybox"
+cp "$cache/busybox/busybox" "$stage/cache/busybox/busybox"
+cp -r "$cache/testimages" "$stage/cache/testimages"
+log "host side ready in $(($(date +%s) - started))s"
+
+export VM_OUT="${VM_OUT:-$stage/lane}"
+export VM_TIMEOUT="${VM_TIMEOUT:-2400}"
+guest_env="$stage/lane.env"
+{
+	printf 'VM_LANE_DRIVER=%q\n' "${VM_LANE_DRIVER:-systemd}"
+	if [ -n "${VM_LANE_FOCUS+x}" ]; then
+		printf 'VM_LANE_FOCUS=%q\n' "$VM_LANE_FOCUS"
+	fi
+} >"$guest_env"
+rc=0
+hack/vm/run.sh hack/vm/lane-guest.sh || rc=$?
+log "lane finished with $rc in $(($(date +%s) - started))s; results in $VM_OUT"
+exit "$rc"
