@@ -18,7 +18,6 @@ import (
 	"github.com/berth-runtime/berth/cri"
 	"github.com/berth-runtime/berth/image"
 	"github.com/berth-runtime/berth/internal/config"
-	"github.com/berth-runtime/berth/internal/imagelease"
 	"github.com/berth-runtime/berth/internal/memtrim"
 	"github.com/berth-runtime/berth/network"
 	"github.com/berth-runtime/berth/sandbox"
@@ -52,7 +51,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	pods, netm, err := newPodService(ctx, cfg, log, runtimes, imagelease.Leases{Service: images})
+	pods, netm, err := newPodService(ctx, cfg, log, runtimes, wiring.Leases{Service: images})
 	if err != nil {
 		return err
 	}
