@@ -186,12 +186,13 @@ func (n *fakeNetwork) pods() []string {
 // fakeEnv is a Service on fakes: runtime, network, a cgroup v2 tree in a temporary
 // directory (with kubelet's /kubepods/burstable), and state under another.
 type fakeEnv struct {
-	s      *Service
-	rt     *fakeRuntime
-	net    *fakeNetwork
-	images *fakeImages
-	dir    string // records and state
-	cgroot string
+	s       *Service
+	rt      *fakeRuntime
+	net     *fakeNetwork
+	images  *fakeImages
+	monitor string // a monitor that only waits
+	dir     string // records and state
+	cgroot  string
 }
 
 func newFakeEnv(t *testing.T) *fakeEnv {
@@ -199,7 +200,7 @@ func newFakeEnv(t *testing.T) *fakeEnv {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: pods pin namespaces and mount their shm")
 	}
-	e := &fakeEnv{rt: newFakeRuntime(), net: newFakeNetwork(), images: newFakeImages(t), dir: t.TempDir(), cgroot: t.TempDir()}
+	e := &fakeEnv{rt: newFakeRuntime(), net: newFakeNetwork(), images: newFakeImages(t), monitor: fakeMonitor(t), dir: t.TempDir(), cgroot: t.TempDir()}
 	for _, d := range []string{"", "kubepods", "kubepods/burstable"} {
 		writeFiles(t, filepath.Join(e.cgroot, d), map[string]string{
 			"cgroup.controllers": "cpu memory pids\n", "cgroup.subtree_control": "", "cgroup.procs": "",
@@ -214,13 +215,14 @@ func newFakeEnv(t *testing.T) *fakeEnv {
 		Handlers:       map[string]Handler{"runc": {Runtime: e.rt}},
 		DefaultHandler: "runc", Network: e.net, Cgroups: cgm,
 		PauseRootfs: t.TempDir(), PauseArgs: []string{"/pause"}, ShmSize: 1 << 20,
-		Images: e.images, MonitorPath: "/bin/sleep",
+		Images: e.images, MonitorPath: e.monitor,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		e.s.Close(context.Background())
+		killMonitors(e.monitor)
 		for _, id := range e.rt.containers() {
 			_ = e.rt.Delete(context.Background(), id, true)
 		}
@@ -272,6 +274,7 @@ type fakeImages struct {
 	leases    map[string]string // holder -> ref
 	fail      error
 	badConfig bool
+	layers    int // how many times the layer is stacked; 0: once
 }
 
 func newFakeImages(t *testing.T) *fakeImages {
@@ -289,7 +292,11 @@ func (f *fakeImages) Lease(holder, ref string) (ContainerImage, error) {
 	if f.badConfig {
 		cfg = `{"config":`
 	}
-	return ContainerImage{ID: "sha256:" + strings.Repeat("a", 64), Ref: ref, Config: []byte(cfg), Layers: []string{f.layer}}, nil
+	layers := []string{f.layer}
+	for len(layers) < f.layers {
+		layers = append(layers, f.layer)
+	}
+	return ContainerImage{ID: "sha256:" + strings.Repeat("a", 64), Ref: ref, Config: []byte(cfg), Layers: layers}, nil
 }
 
 func (f *fakeImages) Release(holder string) error {
