@@ -17,7 +17,6 @@ import (
 	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/sandbox/monitor"
 	"github.com/berth-runtime/berth/sandbox/rootfs"
-	"github.com/berth-runtime/berth/sandbox/runtime"
 	"github.com/berth-runtime/berth/sandbox/spec"
 )
 
@@ -161,7 +160,7 @@ func (s *Service) stopContainer(ctx context.Context, c *container, grace time.Du
 // exec): to the init, which for all is enough when the container has a PID namespace
 // of its own, as the kernel then kills every process in it with its init. Otherwise,
 // or when the monitor cannot, the OCI runtime does (`kill [--all]`).
-func (s *Service) signal(ctx context.Context, c *container, rt *runtime.Runtime, sig syscall.Signal, all bool) error {
+func (s *Service) signal(ctx context.Context, c *container, rt OCIRuntime, sig syscall.Signal, all bool) error {
 	ownPIDNS := c.config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == runtimeapi.NamespaceMode_CONTAINER
 	if !all || (sig == syscall.SIGKILL && ownPIDNS) {
 		if err := monitor.Signal(ctx, s.monitorOf(c.meta.ID), sig); err == nil {

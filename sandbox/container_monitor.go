@@ -8,7 +8,6 @@ import (
 	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/sandbox/cgroups"
 	"github.com/berth-runtime/berth/sandbox/monitor"
-	"github.com/berth-runtime/berth/sandbox/runtime"
 )
 
 // A container's monitor is spawned at the beginning of CreateContainer and sets up
@@ -19,10 +18,10 @@ import (
 // gone, through a fresh one (monitor.Launch).
 
 // monitorConfig is the monitor's job for container c.
-func (s *Service) monitorConfig(c *container, rt *runtime.Runtime, names cgroups.Names) monitor.Config {
-	id := c.meta.ID
+func (s *Service) monitorConfig(c *container, rt OCIRuntime, names cgroups.Names) monitor.Config {
+	id, cmd := c.meta.ID, rt.Command()
 	return monitor.Config{
-		ID: id, Runtime: rt.Path, RuntimeRoot: rt.Root, SystemdCgroup: rt.SystemdCgroup,
+		ID: id, Runtime: cmd.Path, RuntimeRoot: cmd.Root, SystemdCgroup: cmd.SystemdCgroup,
 		Bundle: s.bundleOf(id), Dir: s.monitorOf(id), LogPath: c.meta.LogPath,
 		Terminal: c.config.GetTty(), Stdin: c.config.GetStdin(), StdinOnce: c.config.GetStdinOnce(),
 		OOMFile: s.cfg.Cgroups.OOMFile(names.ContainerPath), Start: true,

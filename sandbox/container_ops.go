@@ -26,7 +26,7 @@ import (
 const MaxExecOutput = 16 << 20
 
 // running returns c's handler when c runs, else an errdefs.ErrFailedPrecondition.
-func (s *Service) running(c *container) (*runtime.Runtime, error) {
+func (s *Service) running(c *container) (OCIRuntime, error) {
 	if st := c.status(); st.State != ContainerRunning {
 		return nil, errdefs.FailedPrecondition(fmt.Sprintf("container %s is %s, not running", c.meta.ID, st.State))
 	}

@@ -133,18 +133,13 @@ func (s *Service) ListPodSandboxMetrics() []*runtimeapi.PodSandboxMetrics {
 	return out
 }
 
-// cgroupRoot is where the Manager's hierarchies are mounted.
-func (s *Service) cgroupRoot() string { return s.cfg.Cgroups.Root() }
-
 func (s *Service) containerMetrics(p *pod, c *container, now time.Time) []*runtimeapi.Metric {
-	cg := &cgroupSample{}
+	cg := &cgroups.Sample{}
 	id := ""
 	if names, err := s.containerCgroup(p, c.meta.ID); err == nil {
 		id = names.ContainerPath
-		if s.cfg.Cgroups.Mode().V2() {
-			cg = readCgroupV2(filepath.Join(s.cgroupRoot(), id))
-		} else {
-			cg = readCgroupV1(s.cgroupRoot(), id)
+		if smp, err := s.cfg.Cgroups.Sample(id); err == nil {
+			cg = smp // else gone, or not made yet: zeros
 		}
 	}
 	var started int64
@@ -154,7 +149,7 @@ func (s *Service) containerMetrics(p *pod, c *container, now time.Time) []*runti
 	in := containerInputs{
 		labels:  []string{c.config.GetMetadata().GetName(), id, c.meta.Image, c.meta.ID},
 		cg:      cg,
-		procs:   readProcCounts("/proc", cg.procsFile),
+		procs:   readProcCounts("/proc", cg.ProcsFile),
 		fs:      s.readLayerUsage(c.meta.ID),
 		started: time.Unix(0, started),
 		now:     now,
@@ -166,7 +161,7 @@ func (s *Service) containerMetrics(p *pod, c *container, now time.Time) []*runti
 // that making them is a pure function.
 type containerInputs struct {
 	labels       []string // values of baseLabelKeys
-	cg           *cgroupSample
+	cg           *cgroups.Sample
 	procs        procCounts
 	fs           layerUsage
 	started, now time.Time
@@ -190,41 +185,41 @@ func (in containerInputs) metrics() []*runtimeapi.Metric {
 	l := &metricList{base: in.labels}
 	cg, pc, fs := in.cg, in.procs, in.fs
 	sec := uint64(time.Second)
-	l.add("container_cpu_usage_seconds_total", cg.cpuUsage/sec, "total")
-	l.add("container_cpu_user_seconds_total", cg.cpuUser/sec)
-	l.add("container_cpu_system_seconds_total", cg.cpuSystem/sec)
-	l.add("container_cpu_cfs_periods_total", cg.periods)
-	l.add("container_cpu_cfs_throttled_periods_total", cg.throttled)
-	l.add("container_cpu_cfs_throttled_seconds_total", cg.throttledNanos/sec)
-	l.add("container_memory_usage_bytes", cg.memUsage)
-	l.add("container_memory_max_usage_bytes", cg.memMaxUsage)
-	l.add("container_memory_working_set_bytes", cg.memWorkingSet)
-	l.add("container_memory_cache", cg.memCache)
-	l.add("container_memory_rss", cg.memRSS)
-	l.add("container_memory_mapped_file", cg.memMapped)
-	l.add("container_memory_swap", cg.memSwap)
-	l.add("container_memory_kernel_usage", cg.memKernel)
-	l.add("container_memory_failcnt", cg.memFailcnt)
-	l.add("container_memory_failures_total", cg.pgfault, "pgfault", "container")
-	l.add("container_memory_failures_total", cg.pgmajfault, "pgmajfault", "container")
-	l.add("container_memory_failures_total", cg.hierPgfault, "pgfault", "hierarchy")
-	l.add("container_memory_failures_total", cg.hierPgmajfault, "pgmajfault", "hierarchy")
-	l.add("container_oom_events_total", cg.oomKills)
-	l.add("container_spec_cpu_shares", cg.cpuShares)
-	l.add("container_spec_cpu_period", cg.cpuPeriod)
-	if cg.cpuQuota > 0 { // no quota is no series, not a quota of 0
-		l.add("container_spec_cpu_quota", cg.cpuQuota)
+	l.add("container_cpu_usage_seconds_total", cg.CPUUsage/sec, "total")
+	l.add("container_cpu_user_seconds_total", cg.CPUUser/sec)
+	l.add("container_cpu_system_seconds_total", cg.CPUSystem/sec)
+	l.add("container_cpu_cfs_periods_total", cg.Periods)
+	l.add("container_cpu_cfs_throttled_periods_total", cg.Throttled)
+	l.add("container_cpu_cfs_throttled_seconds_total", cg.ThrottledNanos/sec)
+	l.add("container_memory_usage_bytes", cg.MemUsage)
+	l.add("container_memory_max_usage_bytes", cg.MemMaxUsage)
+	l.add("container_memory_working_set_bytes", cg.MemWorkingSet)
+	l.add("container_memory_cache", cg.MemCache)
+	l.add("container_memory_rss", cg.MemRSS)
+	l.add("container_memory_mapped_file", cg.MemMapped)
+	l.add("container_memory_swap", cg.MemSwap)
+	l.add("container_memory_kernel_usage", cg.MemKernel)
+	l.add("container_memory_failcnt", cg.MemFailcnt)
+	l.add("container_memory_failures_total", cg.Pgfault, "pgfault", "container")
+	l.add("container_memory_failures_total", cg.Pgmajfault, "pgmajfault", "container")
+	l.add("container_memory_failures_total", cg.HierPgfault, "pgfault", "hierarchy")
+	l.add("container_memory_failures_total", cg.HierPgmajfault, "pgmajfault", "hierarchy")
+	l.add("container_oom_events_total", cg.OOMKills)
+	l.add("container_spec_cpu_shares", cg.CPUShares)
+	l.add("container_spec_cpu_period", cg.CPUPeriod)
+	if cg.CPUQuota > 0 { // no quota is no series, not a quota of 0
+		l.add("container_spec_cpu_quota", cg.CPUQuota)
 	}
-	l.add("container_spec_memory_limit_bytes", cg.memLimit)
-	l.add("container_spec_memory_swap_limit_bytes", cg.memSwapLimit)
-	l.add("container_spec_memory_reservation_limit_bytes", cg.memReservation)
+	l.add("container_spec_memory_limit_bytes", cg.MemLimit)
+	l.add("container_spec_memory_swap_limit_bytes", cg.MemSwapLimit)
+	l.add("container_spec_memory_reservation_limit_bytes", cg.MemReservation)
 	l.add("container_processes", pc.processes)
 	threads := pc.threads
 	if threads == 0 {
-		threads = cg.tasks // /proc unreadable: pids.current counts the same tasks
+		threads = cg.Tasks // /proc unreadable: pids.current counts the same tasks
 	}
 	l.add("container_threads", threads)
-	l.add("container_threads_max", cg.tasksMax)
+	l.add("container_threads_max", cg.TasksMax)
 	l.add("container_file_descriptors", pc.fds)
 	l.add("container_sockets", pc.sockets)
 	l.add("container_ulimits_soft", pc.nofileSoft, "max_open_files")
@@ -234,27 +229,27 @@ func (in containerInputs) metrics() []*runtimeapi.Metric {
 	l.add("container_fs_inodes_free", fs.inodesFree, fs.device)
 	// The layer's own device is always reported, with zeros when the cgroup saw no
 	// I/O on it (a virtual disk often reports none).
-	devs := cg.io
-	var layer ioDevice
+	devs := cg.IO
+	var layer cgroups.IODevice
 	found := false
 	for _, d := range devs {
-		if d.major == fs.major && d.minor == fs.minor {
+		if d.Major == fs.major && d.Minor == fs.minor {
 			layer, found = d, true
 		}
 	}
 	if !found {
-		layer = ioDevice{major: fs.major, minor: fs.minor}
+		layer = cgroups.IODevice{Major: fs.major, Minor: fs.minor}
 		devs = append(devs, layer)
 	}
-	l.add("container_fs_reads_bytes_total", layer.readBytes, fs.device)
-	l.add("container_fs_reads_total", layer.reads, fs.device)
-	l.add("container_fs_writes_bytes_total", layer.writeBytes, fs.device)
-	l.add("container_fs_writes_total", layer.writes, fs.device)
+	l.add("container_fs_reads_bytes_total", layer.ReadBytes, fs.device)
+	l.add("container_fs_reads_total", layer.Reads, fs.device)
+	l.add("container_fs_writes_bytes_total", layer.WriteBytes, fs.device)
+	l.add("container_fs_writes_total", layer.Writes, fs.device)
 	for _, d := range devs {
-		name := blockDeviceName(d.major, d.minor)
-		ma, mi := strconv.FormatUint(d.major, 10), strconv.FormatUint(d.minor, 10)
-		l.add("container_blkio_device_usage_total", d.readBytes, name, ma, mi, "Read")
-		l.add("container_blkio_device_usage_total", d.writeBytes, name, ma, mi, "Write")
+		name := blockDeviceName(d.Major, d.Minor)
+		ma, mi := strconv.FormatUint(d.Major, 10), strconv.FormatUint(d.Minor, 10)
+		l.add("container_blkio_device_usage_total", d.ReadBytes, name, ma, mi, "Read")
+		l.add("container_blkio_device_usage_total", d.WriteBytes, name, ma, mi, "Write")
 	}
 	var started uint64
 	if in.started.UnixNano() > 0 {

@@ -3,13 +3,14 @@ package sandbox
 import (
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-runtime/berth/sandbox/cgroups"
 )
 
-// writeFiles makes a fake cgroupfs (or /proc) under dir: path → content.
+// writeFiles makes a fake /proc under dir: path → content.
 func writeFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
 	for name, content := range files {
@@ -20,93 +21,6 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-func TestReadCgroup(t *testing.T) {
-	const rel = "kubepods/pod1/ctr1"
-	tests := []struct {
-		name  string
-		v2    bool
-		files map[string]string
-		want  cgroupSample
-	}{{
-		name: "v1",
-		files: map[string]string{
-			"cpuacct/" + rel + "/cpuacct.usage":                 "3000000000\n",
-			"cpuacct/" + rel + "/cpuacct.stat":                  "user 150\nsystem 50\n",
-			"cpu/" + rel + "/cpu.stat":                          "nr_periods 10\nnr_throttled 4\nthrottled_time 2000000000\n",
-			"cpu/" + rel + "/cpu.shares":                        "1024\n",
-			"cpu/" + rel + "/cpu.cfs_period_us":                 "100000\n",
-			"cpu/" + rel + "/cpu.cfs_quota_us":                  "20000\n",
-			"memory/" + rel + "/memory.usage_in_bytes":          "1000\n",
-			"memory/" + rel + "/memory.max_usage_in_bytes":      "2000\n",
-			"memory/" + rel + "/memory.stat":                    "cache 300\nrss 400\nmapped_file 50\nswap 7\npgfault 11\npgmajfault 1\ntotal_pgfault 22\ntotal_pgmajfault 2\ntotal_inactive_file 100\n",
-			"memory/" + rel + "/memory.kmem.usage_in_bytes":     "60\n",
-			"memory/" + rel + "/memory.failcnt":                 "3\n",
-			"memory/" + rel + "/memory.limit_in_bytes":          "67108864\n",
-			"memory/" + rel + "/memory.memsw.limit_in_bytes":    "9223372036854771712\n",
-			"memory/" + rel + "/memory.soft_limit_in_bytes":     "9223372036854771712\n",
-			"memory/" + rel + "/memory.oom_control":             "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
-			"pids/" + rel + "/pids.current":                     "5\n",
-			"pids/" + rel + "/pids.max":                         "max\n",
-			"blkio/" + rel + "/blkio.throttle.io_service_bytes": "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 0\n8:0 Total 12288\nTotal 12288\n",
-			"blkio/" + rel + "/blkio.throttle.io_serviced":      "8:0 Read 1\n8:0 Write 2\nTotal 3\n",
-		},
-		want: cgroupSample{
-			cpuUsage: 3e9, cpuUser: 1.5e9, cpuSystem: 0.5e9, periods: 10, throttled: 4, throttledNanos: 2e9,
-			cpuShares: 1024, cpuPeriod: 100000, cpuQuota: 20000,
-			memUsage: 1000, memMaxUsage: 2000, memWorkingSet: 900, memCache: 300, memRSS: 400, memMapped: 50, memSwap: 7,
-			memKernel: 60, memFailcnt: 3, oomKills: 2, memLimit: 64 << 20,
-			pgfault: 11, pgmajfault: 1, hierPgfault: 22, hierPgmajfault: 2, tasks: 5,
-			io: []ioDevice{{major: 8, readBytes: 4096, writeBytes: 8192, reads: 1, writes: 2}},
-		},
-	}, {
-		name: "v2",
-		v2:   true,
-		files: map[string]string{
-			rel + "/cpu.stat":            "usage_usec 3000000\nuser_usec 2000000\nsystem_usec 1000000\nnr_periods 10\nnr_throttled 4\nthrottled_usec 500000\n",
-			rel + "/cpu.weight":          "100\n",
-			rel + "/cpu.max":             "max 100000\n",
-			rel + "/memory.current":      "1000\n",
-			rel + "/memory.peak":         "1500\n",
-			rel + "/memory.stat":         "anon 400\nfile 300\nfile_mapped 50\ninactive_file 1200\nkernel_stack 10\nslab 20\npgfault 11\npgmajfault 1\n",
-			rel + "/memory.swap.current": "7\n",
-			rel + "/memory.events":       "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
-			rel + "/memory.max":          "max\n",
-			rel + "/memory.swap.max":     "1048576\n",
-			rel + "/memory.low":          "4096\n",
-			rel + "/pids.current":        "2\n",
-			rel + "/pids.max":            "100\n",
-			rel + "/io.stat":             "259:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n",
-		},
-		want: cgroupSample{
-			cpuUsage: 3e9, cpuUser: 2e9, cpuSystem: 1e9, periods: 10, throttled: 4, throttledNanos: 5e8,
-			cpuShares: 2 + 99*262142/9999, cpuPeriod: 100000,
-			memUsage: 1000, memMaxUsage: 1500, memCache: 300, memRSS: 400, memMapped: 50, memSwap: 7,
-			memKernel: 30, memFailcnt: 3, oomKills: 1, memSwapLimit: 1 << 20, memReservation: 4096,
-			pgfault: 11, pgmajfault: 1, hierPgfault: 11, hierPgmajfault: 1, tasks: 2, tasksMax: 100,
-			io: []ioDevice{{major: 259, readBytes: 4096, writeBytes: 8192, reads: 1, writes: 2}},
-		},
-	}, {
-		name: "missing files are zeros",
-		want: cgroupSample{},
-	}}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			root := t.TempDir()
-			writeFiles(t, root, tt.files)
-			var got *cgroupSample
-			if tt.v2 {
-				got = readCgroupV2(filepath.Join(root, rel))
-			} else {
-				got = readCgroupV1(root, rel)
-			}
-			got.procsFile = ""
-			if !reflect.DeepEqual(*got, tt.want) {
-				t.Errorf("got  %+v\nwant %+v", *got, tt.want)
-			}
-		})
 	}
 }
 
@@ -192,10 +106,10 @@ func TestMetricLabels(t *testing.T) {
 		name string
 		in   containerInputs
 	}{
-		{"empty", containerInputs{labels: []string{"c", "/id", "img", "id"}, cg: &cgroupSample{}}},
+		{"empty", containerInputs{labels: []string{"c", "/id", "img", "id"}, cg: &cgroups.Sample{}}},
 		{"full", containerInputs{
 			labels:  []string{"c", "/id", "img", "id"},
-			cg:      &cgroupSample{cpuQuota: 20000, io: []ioDevice{{major: 8}, {major: 8, minor: 1}}},
+			cg:      &cgroups.Sample{CPUQuota: 20000, IO: []cgroups.IODevice{{Major: 8}, {Major: 8, Minor: 1}}},
 			fs:      layerUsage{device: "/dev/sda1", major: 8, minor: 1},
 			started: time.Unix(100, 0), now: time.Unix(200, 0),
 		}},

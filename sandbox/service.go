@@ -11,7 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/network"
@@ -19,6 +22,7 @@ import (
 	"github.com/berth-runtime/berth/sandbox/cdi"
 	"github.com/berth-runtime/berth/sandbox/cgroups"
 	"github.com/berth-runtime/berth/sandbox/diskusage"
+	"github.com/berth-runtime/berth/sandbox/infra"
 	"github.com/berth-runtime/berth/sandbox/registrar"
 	"github.com/berth-runtime/berth/sandbox/runtime"
 	"github.com/berth-runtime/berth/sandbox/store"
@@ -31,10 +35,27 @@ type Network interface {
 	AttachedPods() ([]string, error)
 }
 
+// OCIRuntime is what pods and containers ask of a handler's OCI runtime
+// (*runtime.Runtime). The unit tests put a stateful fake behind it, as sandbox/infra's
+// do, to reach the undo paths without runc.
+type OCIRuntime interface {
+	infra.OCIRuntime // Run, Delete, State: the pause, and a recovered container's state
+	Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error
+	Update(ctx context.Context, id string, res *specs.LinuxResources) error
+	Exec(ctx context.Context, id string, o runtime.ExecOptions) (int32, error)
+	// Abandon deletes what a runtime killed half-way through a create left.
+	Abandon(ctx context.Context, id, bundle string)
+	// Command is how a container's monitor runs the runtime itself.
+	Command() runtime.Command
+}
+
+var _ OCIRuntime = (*runtime.Runtime)(nil)
+
 // Handler is one runtime handler as pods see it.
 type Handler struct {
-	// Runtime runs the containers and the pause of pods that share a PID namespace.
-	Runtime *runtime.Runtime
+	// Runtime runs the containers and the pause of pods that share a PID namespace;
+	// nil when Err is set.
+	Runtime OCIRuntime
 	// Features are what the runtime binary said it supports.
 	Features runtime.Features
 	// Err is why the handler cannot run pods (its binary is missing); nil when it can.

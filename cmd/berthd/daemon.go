@@ -18,7 +18,6 @@ import (
 	"github.com/berth-runtime/berth/cri"
 	"github.com/berth-runtime/berth/image"
 	"github.com/berth-runtime/berth/internal/config"
-	"github.com/berth-runtime/berth/internal/imagelease"
 	"github.com/berth-runtime/berth/internal/memtrim"
 	"github.com/berth-runtime/berth/network"
 	"github.com/berth-runtime/berth/sandbox"
@@ -60,7 +59,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if nriAdapter != nil {
 		hooks = nriAdapter
 	}
-	pods, netm, err := newPodService(ctx, cfg, log, runtimes, imagelease.Leases{Service: images}, hooks)
+	pods, netm, err := newPodService(ctx, cfg, log, runtimes, wiring.Leases{Service: images}, hooks)
 	if err != nil {
 		return err
 	}

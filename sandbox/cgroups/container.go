@@ -21,9 +21,9 @@ func (m *Manager) OOMFile(rel string) string {
 // ContainerStats reads the usage of the cgroup at rel (a container's, as
 // Names.ContainerPath). A missing cgroup fails with errdefs.ErrNotFound.
 func (m *Manager) ContainerStats(rel string) (*Stats, error) {
-	s, err := m.backend.stats(rel)
+	s, err := m.backend.sample(rel)
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: stats of %s: %w", rel, err)
 	}
-	return s, nil
+	return s.stats(), nil
 }

@@ -41,8 +41,8 @@ type backend interface {
 	create(rel string, r *Resources) error
 	// update applies r to the existing cgroup at rel.
 	update(rel string, r *Resources) error
-	// stats reads usage of the cgroup at rel.
-	stats(rel string) (*Stats, error)
+	// sample reads usage and limits of the cgroup at rel.
+	sample(rel string) (*Sample, error)
 }
 
 // place is one directory of a cgroup: name is the hierarchy ("memory", "unified" on

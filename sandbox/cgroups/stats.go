@@ -18,16 +18,19 @@ type Stats struct {
 // Stats reads the pod cgroup's usage. It works under both drivers; a missing cgroup
 // fails with errdefs.ErrNotFound.
 func (p *PodCgroup) Stats() (*Stats, error) {
-	s, err := p.m.backend.stats(p.path)
+	s, err := p.m.backend.sample(p.path)
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: stats of %s: %w", p.path, err)
 	}
-	return s, nil
+	return s.stats(), nil
 }
 
-func workingSet(usage, inactiveFile uint64) uint64 {
-	if inactiveFile > usage {
-		return 0
+// stats is the part of the sample that stats report.
+func (s *Sample) stats() *Stats {
+	return &Stats{
+		CPUUsageNanos:         s.CPUUsage,
+		MemoryUsageBytes:      s.MemUsage,
+		MemoryWorkingSetBytes: s.MemWorkingSet,
+		PidsCurrent:           s.Tasks,
 	}
-	return usage - inactiveFile
 }

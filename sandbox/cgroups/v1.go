@@ -189,33 +189,6 @@ func (b *v1Backend) setMemory(rel string, r *Resources) error {
 	return swap()
 }
 
-func (b *v1Backend) stats(rel string) (*Stats, error) {
-	cg, err := cgroup1.Load(cgroup1.StaticPath(rel),
-		cgroup1.WithHierarchy(b.hierarchy(cgroup1.Cpuacct, cgroup1.Memory, cgroup1.Pids)))
-	if errors.Is(err, cgroup1.ErrCgroupDeleted) {
-		return nil, errdefs.NotFound(fmt.Sprintf("cgroups: %s does not exist", rel))
-	}
-	if err != nil {
-		return nil, err
-	}
-	m, err := cg.Stat(cgroup1.IgnoreNotExist)
-	if err != nil {
-		return nil, err
-	}
-	s := &Stats{}
-	if m.CPU != nil && m.CPU.Usage != nil {
-		s.CPUUsageNanos = m.CPU.Usage.Total
-	}
-	if m.Memory != nil && m.Memory.Usage != nil {
-		s.MemoryUsageBytes = m.Memory.Usage.Usage
-		s.MemoryWorkingSetBytes = workingSet(m.Memory.Usage.Usage, m.Memory.TotalInactiveFile)
-	}
-	if m.Pids != nil {
-		s.PidsCurrent = m.Pids.Current
-	}
-	return s, nil
-}
-
 // writeFile writes one cgroup interface file.
 func writeFile(dir, name, value string) error {
 	p := filepath.Join(dir, name)

@@ -161,30 +161,3 @@ func writeSwapV2(dir string, r *Resources) error {
 	}
 	return writeFile(dir, "memory.swap.max", value)
 }
-
-func (b *v2Backend) stats(rel string) (*Stats, error) {
-	dir := filepath.Join(b.root, rel)
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		return nil, errdefs.NotFound(fmt.Sprintf("cgroups: %s does not exist", rel))
-	}
-	mgr, err := cgroup2.Load(rel, cgroup2.WithMountpoint(b.root))
-	if err != nil {
-		return nil, err
-	}
-	m, err := mgr.StatFiltered(cgroup2.StatCPU | cgroup2.StatMemory | cgroup2.StatPids)
-	if err != nil {
-		return nil, err
-	}
-	s := &Stats{}
-	if m.CPU != nil {
-		s.CPUUsageNanos = m.CPU.UsageUsec * 1000
-	}
-	if m.Memory != nil {
-		s.MemoryUsageBytes = m.Memory.Usage
-		s.MemoryWorkingSetBytes = workingSet(m.Memory.Usage, m.Memory.InactiveFile)
-	}
-	if m.Pids != nil {
-		s.PidsCurrent = m.Pids.Current
-	}
-	return s, nil
-}

@@ -32,6 +32,19 @@ type Runtime struct {
 	Log           *slog.Logger // nil: no logging
 }
 
+// Command is how to run the runtime's executable: what a container's monitor, which
+// runs it itself, needs to know of a Runtime.
+type Command struct {
+	Path          string
+	Root          string
+	SystemdCgroup bool
+}
+
+// Command returns how to run this runtime's executable.
+func (r *Runtime) Command() Command {
+	return Command{Path: r.Path, Root: r.Root, SystemdCgroup: r.SystemdCgroup}
+}
+
 // CreateOptions are the options of Run and Create.
 type CreateOptions struct {
 	// Bundle is the directory holding config.json (and rootfs unless spec.root.path is

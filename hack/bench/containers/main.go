@@ -24,7 +24,6 @@ import (
 	"github.com/berth-runtime/berth/hack/testimages"
 	"github.com/berth-runtime/berth/image"
 	"github.com/berth-runtime/berth/internal/config"
-	"github.com/berth-runtime/berth/internal/imagelease"
 	"github.com/berth-runtime/berth/internal/oomscore"
 	"github.com/berth-runtime/berth/network"
 	"github.com/berth-runtime/berth/sandbox"
@@ -181,7 +180,7 @@ func setup(ctx context.Context, root string, sharedPID, debug bool) (*env, func(
 		OOMScoreAdj: clamp,
 		Log:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 
-		Images:             imagelease.Leases{Service: e.images},
+		Images:             wiring.Leases{Service: e.images},
 		MonitorPath:        monitorPath,
 		ContainerRecordDir: filepath.Join(root, "records", "containers"),
 		ContainerStateDir:  filepath.Join(root, "state", "containers"),

@@ -1,14 +1,12 @@
-// Package imagelease connects the image store to the containers: it adapts
-// image.Service to sandbox.Images, for berthd and the benchmarks that build the same
-// services in-process. (sandbox and image do not import each other.)
-package imagelease
+package wiring
 
 import (
 	"github.com/berth-runtime/berth/image"
 	"github.com/berth-runtime/berth/sandbox"
 )
 
-// Leases adapts the image service to what containers need of it (sandbox.Images).
+// Leases adapts the image service to what containers need of it (sandbox.Images):
+// sandbox and image do not import each other.
 type Leases struct{ Service *image.Service }
 
 var _ sandbox.Images = Leases{}
