@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what berthd needs to run (runc, crun, CNI plugins, iptables), builds it into
+# Installs what berthd needs to run (runc, crun, CNI plugins, iptables, and runc v1.5.2
+# built once as /usr/local/sbin/runc for user-namespaced pods), builds it into
 # bin/berthd and starts it in the foreground with its embedded defaults (plus
 # /etc/berth/berth.toml if the node has one). Extra arguments go to berthd.
 set -euo pipefail

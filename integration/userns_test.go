@@ -155,6 +155,24 @@ func TestUserNamespacePod(t *testing.T) {
 			t.Errorf("stats without memory or CPU: %v", resp.GetStats())
 		}
 	})
+	t.Run("after a restart of berthd", func(t *testing.T) {
+		e.d.stop()
+		d2 := startDaemon(t, daemonOptions{Dir: e.d.dir, Config: e.config})
+		d2.cleanupPods(t, e.pod)
+		e.d = d2
+		if got := strings.Join(strings.Fields(e.exec(t, id, "cat", "/proc/self/uid_map")), " "); got != want {
+			t.Errorf("uid_map of an exec after the restart %q, want %q", got, want)
+		}
+		late := e.run(t, ctrConfig("late", []string{"sleep", "1000"}))
+		e.removeAtEnd(t, late)
+		if got := strings.Join(strings.Fields(e.exec(t, late, "cat", "/proc/self/uid_map")), " "); got != want {
+			t.Errorf("uid_map of a container made after the restart %q, want %q", got, want)
+		}
+	})
+	t.Run("nothing left", func(t *testing.T) {
+		e.d.removePod(t, e.pod)
+		waitNoLeftovers(t, e.d, e.n, nil, []string{e.pod})
+	})
 }
 
 // procField is a field of a /proc/<pid>/status file read inside container id.
