@@ -229,3 +229,29 @@ func TestFingerprint(t *testing.T) {
 		t.Errorf("nameKey = %q", got)
 	}
 }
+
+func TestCheckContainerUserns(t *testing.T) {
+	maps := []*runtimeapi.IDMapping{idMapping(0, 1000, 65536)}
+	other := []*runtimeapi.IDMapping{idMapping(0, 2000, 65536)}
+	pod := &runtimeapi.UserNamespace{Mode: nsPod, Uids: maps, Gids: maps}
+	node := &runtimeapi.UserNamespace{Mode: nsNode}
+	for _, tc := range []struct {
+		name     string
+		pod, ctr *runtimeapi.UserNamespace
+		ok       bool
+	}{
+		{"container says nothing", pod, nil, true},
+		{"same as the pod", pod, &runtimeapi.UserNamespace{Mode: nsPod, Uids: maps, Gids: maps}, true},
+		{"node, pod says nothing", nil, node, true},
+		{"node in a user-namespaced pod", pod, node, false},
+		{"own namespace in a node pod", nil, &runtimeapi.UserNamespace{Mode: nsPod, Uids: maps, Gids: maps}, false},
+		{"other maps", pod, &runtimeapi.UserNamespace{Mode: nsPod, Uids: other, Gids: maps}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkContainerUserns(tc.pod, tc.ctr)
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, errdefs.ErrInvalidArgument)) {
+				t.Fatalf("err = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}

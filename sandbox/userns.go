@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/internal/errdefs"
@@ -92,4 +93,34 @@ func (u *podUserns) pauseID() uint32 {
 		return 0
 	}
 	return overflowID
+}
+
+// checkContainerUserns checks a container's userns_options against its pod's: kubelet
+// repeats the pod's; none means the pod's. A container cannot leave its pod's user
+// namespace, nor have one its pod has not.
+func checkContainerUserns(pod, ctr *runtimeapi.UserNamespace) error {
+	if ctr == nil {
+		return nil
+	}
+	podMode := pod.GetMode()
+	if pod == nil {
+		podMode = runtimeapi.NamespaceMode_NODE
+	}
+	if ctr.GetMode() != podMode ||
+		(podMode == runtimeapi.NamespaceMode_POD && (!idMapsEqual(ctr.GetUids(), pod.GetUids()) || !idMapsEqual(ctr.GetGids(), pod.GetGids()))) {
+		return errdefs.InvalidArgument(fmt.Sprintf("the container's user namespace (%s) is not its pod's (%s)", ctr.GetMode(), podMode))
+	}
+	return nil
+}
+
+func idMapsEqual(a, b []*runtimeapi.IDMapping) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !proto.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
 }
