@@ -31,8 +31,12 @@
 //  6. WithDevices (linux.devices and linux.resources.devices), then
 //     WithResources (the rest of linux.resources; it keeps device rules);
 //  7. WithMounts (the CRI's bind mounts, replacing a base mount at the same
-//     destination, and linux.rootfsPropagation).
+//     destination, and linux.rootfsPropagation; those with uid/gid mappings
+//     become idmapped mounts).
 //
-// Errors caused by bad input wrap errdefs.ErrInvalidArgument; image volumes
-// and idmapped mounts, not handled yet, wrap errdefs.ErrUnimplemented.
+// WithUserNamespace (a user-namespaced pod's pinned namespace) comes after
+// WithNamespaces, which would otherwise keep it.
+//
+// Errors caused by bad input wrap errdefs.ErrInvalidArgument; image volumes,
+// which the caller turns into bind mounts first, wrap errdefs.ErrUnimplemented.
 package spec
