@@ -34,8 +34,8 @@
 //     destination, and linux.rootfsPropagation; those with uid/gid mappings
 //     become idmapped mounts).
 //
-// WithUserNamespace (a user-namespaced pod's pinned namespace) comes after
-// WithNamespaces, which would otherwise keep it.
+// WithUserNamespace (the user entry of linux.namespaces: a user-namespaced
+// pod's pinned namespace, whose maps the runtime reads) goes with 5.
 //
 // Errors caused by bad input wrap errdefs.ErrInvalidArgument; image volumes,
 // which the caller turns into bind mounts first, wrap errdefs.ErrUnimplemented.
