@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh --run
-export PATH="/usr/local/go/bin:$PATH"
+# /usr/local/sbin first: the runc v1.5.2 install-deps.sh puts there, whatever $PATH
+# this shell started with (berthd looks runc up in $PATH).
+export PATH="/usr/local/go/bin:/usr/local/sbin:$PATH"
 go build -o bin/berthd ./cmd/berthd
 # Static and stripped: one runs per container, and without libc it needs one thread
 # and ~120 kB less each.

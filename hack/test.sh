@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh
-export PATH="/usr/local/go/bin:$PATH"
+# /usr/local/sbin first: the runc v1.5.2 install-deps.sh puts there, whatever $PATH
+# this shell started with (berthd looks runc up in $PATH).
+export PATH="/usr/local/go/bin:/usr/local/sbin:$PATH"
 : "${FUZZTIME:=10s}"
 
 step() { printf '\n=== %s\n' "$*"; }
