@@ -3,6 +3,8 @@ package sandbox
 import (
 	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -253,5 +255,31 @@ func TestCheckContainerUserns(t *testing.T) {
 				t.Fatalf("err = %v, want ok %v", err, tc.ok)
 			}
 		})
+	}
+}
+
+func TestSearchableByOthers(t *testing.T) {
+	top := t.TempDir()
+	open := filepath.Join(top, "open", "state")
+	closed := filepath.Join(top, "closed", "state")
+	for _, d := range []string{open, closed} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Dir(closed), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{top, filepath.Dir(top)} { // testing's temporary directories are 0700
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := searchableByOthers(open, filepath.Join(open, "not-yet")); err != nil {
+		t.Errorf("open: %v", err)
+	}
+	err := searchableByOthers(closed)
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), filepath.Dir(closed)) {
+		t.Errorf("closed: %v, want FailedPrecondition naming %s", err, filepath.Dir(closed))
 	}
 }

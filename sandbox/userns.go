@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -123,4 +124,25 @@ func idMapsEqual(a, b []*runtimeapi.IDMapping) bool {
 		}
 	}
 	return true
+}
+
+// searchableByOthers checks that each directory above the given paths (and each path
+// itself) lets others through (o+x): runc resolves a user-namespaced container's root
+// filesystem, and pause's, from inside the namespace, whose root is no one on the host.
+// A node whose root or state lies under a 0700 directory gets a clear error here rather
+// than runc's "permission denied" on a mount.
+func searchableByOthers(paths ...string) error {
+	for _, p := range paths {
+		for dir := filepath.Clean(p); ; dir = filepath.Dir(dir) {
+			if st, err := os.Stat(dir); err == nil && st.IsDir() && st.Mode().Perm()&0o001 == 0 {
+				return errdefs.FailedPrecondition(fmt.Sprintf(
+					"directory %s is %04o: the root of a user-namespaced pod could not reach its files through it (make it 0711)",
+					dir, st.Mode().Perm()))
+			}
+			if dir == "/" || dir == "." {
+				break
+			}
+		}
+	}
+	return nil
 }
