@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what berthd needs to run (runc, crun, CNI plugins, iptables), builds it into
+# Installs what berthd needs to run (runc, crun, CNI plugins, iptables, and runc v1.5.2
+# built once as /usr/local/sbin/runc for user-namespaced pods), builds it into
 # bin/berthd and starts it in the foreground with its embedded defaults (plus
 # /etc/berth/berth.toml if the node has one). Extra arguments go to berthd.
 # A node on its own has no cluster network plugin to wait for: --default-network lets
@@ -8,7 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh --run
-export PATH="/usr/local/go/bin:$PATH"
+# /usr/local/sbin first: the runc v1.5.2 install-deps.sh puts there, whatever $PATH
+# this shell started with (berthd looks runc up in $PATH).
+export PATH="/usr/local/go/bin:/usr/local/sbin:$PATH"
 go build -o bin/berthd ./cmd/berthd
 # Static and stripped: one runs per container, and without libc it needs one thread
 # and ~120 kB less each.

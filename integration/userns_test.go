@@ -98,8 +98,7 @@ func TestUserNamespacePod(t *testing.T) {
 	id := e.run(t, ctrConfig("userns", []string{"sleep", "1000"}, withMounts(
 		&runtimeapi.Mount{ContainerPath: "/mnt/plain", HostPath: plain},
 		&runtimeapi.Mount{ContainerPath: "/mnt/mapped", HostPath: mapped, UidMappings: ids, GidMappings: ids},
-	)))
-	e.removeAtEnd(t, id)
+	))) // removed with the pod (the pod's cleanup outlives a restart of berthd; removeAtEnd does not)
 	want := fmt.Sprintf("0 %d %d", usernsBase, usernsSize)
 
 	t.Run("root inside, unprivileged outside", func(t *testing.T) {
@@ -154,6 +153,25 @@ func TestUserNamespacePod(t *testing.T) {
 		if resp.GetStats().GetMemory().GetWorkingSetBytes() == nil || resp.GetStats().GetCpu() == nil {
 			t.Errorf("stats without memory or CPU: %v", resp.GetStats())
 		}
+	})
+	top := t // the restarted berthd serves the subtests after this one too
+	t.Run("after a restart of berthd", func(t *testing.T) {
+		e.d.stop()
+		d2 := startDaemon(top, daemonOptions{Dir: e.d.dir, Config: e.config})
+		d2.cleanupPods(top, e.pod)
+		e.d = d2
+		if got := strings.Join(strings.Fields(e.exec(t, id, "cat", "/proc/self/uid_map")), " "); got != want {
+			t.Errorf("uid_map of an exec after the restart %q, want %q", got, want)
+		}
+		late := e.run(t, ctrConfig("late", []string{"sleep", "1000"}))
+		e.removeAtEnd(t, late)
+		if got := strings.Join(strings.Fields(e.exec(t, late, "cat", "/proc/self/uid_map")), " "); got != want {
+			t.Errorf("uid_map of a container made after the restart %q, want %q", got, want)
+		}
+	})
+	t.Run("nothing left", func(t *testing.T) {
+		e.d.removePod(t, e.pod)
+		waitNoLeftovers(t, e.d, e.n, nil, []string{e.pod})
 	})
 }
 

@@ -144,6 +144,10 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 // has one), and the PID namespace the container's options ask for.
 func (s *Service) containerNamespaces(in specInput) (spec.Opt, error) {
 	ns := in.podSt.Namespaces
+	podUserns := in.pod.config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions()
+	if err := checkContainerUserns(podUserns, in.cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions()); err != nil {
+		return nil, err
+	}
 	pid := spec.PIDContainer
 	pidNS := ""
 	switch m := in.cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid(); m {

@@ -3,6 +3,8 @@ package sandbox
 import (
 	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -227,5 +229,57 @@ func TestFingerprint(t *testing.T) {
 	}
 	if got := nameKey(cfg().Metadata); got != "p_ns_u_0" {
 		t.Errorf("nameKey = %q", got)
+	}
+}
+
+func TestCheckContainerUserns(t *testing.T) {
+	maps := []*runtimeapi.IDMapping{idMapping(0, 1000, 65536)}
+	other := []*runtimeapi.IDMapping{idMapping(0, 2000, 65536)}
+	pod := &runtimeapi.UserNamespace{Mode: nsPod, Uids: maps, Gids: maps}
+	node := &runtimeapi.UserNamespace{Mode: nsNode}
+	for _, tc := range []struct {
+		name     string
+		pod, ctr *runtimeapi.UserNamespace
+		ok       bool
+	}{
+		{"container says nothing", pod, nil, true},
+		{"same as the pod", pod, &runtimeapi.UserNamespace{Mode: nsPod, Uids: maps, Gids: maps}, true},
+		{"node, pod says nothing", nil, node, true},
+		{"node in a user-namespaced pod", pod, node, false},
+		{"own namespace in a node pod", nil, &runtimeapi.UserNamespace{Mode: nsPod, Uids: maps, Gids: maps}, false},
+		{"other maps", pod, &runtimeapi.UserNamespace{Mode: nsPod, Uids: other, Gids: maps}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkContainerUserns(tc.pod, tc.ctr)
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, errdefs.ErrInvalidArgument)) {
+				t.Fatalf("err = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestSearchableByOthers(t *testing.T) {
+	top := t.TempDir()
+	open := filepath.Join(top, "open", "state")
+	closed := filepath.Join(top, "closed", "state")
+	for _, d := range []string{open, closed} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Dir(closed), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{top, filepath.Dir(top)} { // testing's temporary directories are 0700
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := searchableByOthers(open, filepath.Join(open, "not-yet")); err != nil {
+		t.Errorf("open: %v", err)
+	}
+	err := searchableByOthers(closed)
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), filepath.Dir(closed)) {
+		t.Errorf("closed: %v, want FailedPrecondition naming %s", err, filepath.Dir(closed))
 	}
 }

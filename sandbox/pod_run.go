@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -25,6 +26,13 @@ func (s *Service) RunPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, 
 	o, err := s.parse(cfg, handler)
 	if err != nil {
 		return "", err
+	}
+	if o.userns != nil {
+		// The containers' directory itself is opened up by the first container of such a
+		// pod (mountRootfs); the directories above it are the node's.
+		if err := searchableByOthers(s.cfg.StateDir, filepath.Dir(s.cfg.ContainerStateDir), s.cfg.PauseRootfs); err != nil {
+			return "", err
+		}
 	}
 	fp, err := fingerprint(cfg, o.handler)
 	if err != nil {

@@ -3,7 +3,9 @@ package sandbox
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
+	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/internal/errdefs"
@@ -92,4 +94,55 @@ func (u *podUserns) pauseID() uint32 {
 		return 0
 	}
 	return overflowID
+}
+
+// checkContainerUserns checks a container's userns_options against its pod's: kubelet
+// repeats the pod's; none means the pod's. A container cannot leave its pod's user
+// namespace, nor have one its pod has not.
+func checkContainerUserns(pod, ctr *runtimeapi.UserNamespace) error {
+	if ctr == nil {
+		return nil
+	}
+	podMode := pod.GetMode()
+	if pod == nil {
+		podMode = runtimeapi.NamespaceMode_NODE
+	}
+	if ctr.GetMode() != podMode ||
+		(podMode == runtimeapi.NamespaceMode_POD && (!idMapsEqual(ctr.GetUids(), pod.GetUids()) || !idMapsEqual(ctr.GetGids(), pod.GetGids()))) {
+		return errdefs.InvalidArgument(fmt.Sprintf("the container's user namespace (%s) is not its pod's (%s)", ctr.GetMode(), podMode))
+	}
+	return nil
+}
+
+func idMapsEqual(a, b []*runtimeapi.IDMapping) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !proto.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// searchableByOthers checks that each directory above the given paths (and each path
+// itself) lets others through (o+x): runc resolves a user-namespaced container's root
+// filesystem, and pause's, from inside the namespace, whose root is no one on the host.
+// A node whose root or state lies under a 0700 directory gets a clear error here rather
+// than runc's "permission denied" on a mount.
+func searchableByOthers(paths ...string) error {
+	for _, p := range paths {
+		for dir := filepath.Clean(p); ; dir = filepath.Dir(dir) {
+			if st, err := os.Stat(dir); err == nil && st.IsDir() && st.Mode().Perm()&0o001 == 0 {
+				return errdefs.FailedPrecondition(fmt.Sprintf(
+					"directory %s is %04o: the root of a user-namespaced pod could not reach its files through it (make it 0711)",
+					dir, st.Mode().Perm()))
+			}
+			if dir == "/" || dir == "." {
+				break
+			}
+		}
+	}
+	return nil
 }

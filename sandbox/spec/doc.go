@@ -32,8 +32,12 @@
 //  6. WithDevices (linux.devices and linux.resources.devices), then
 //     WithResources (the rest of linux.resources; it keeps device rules);
 //  7. WithMounts (the CRI's bind mounts, replacing a base mount at the same
-//     destination, and linux.rootfsPropagation).
+//     destination, and linux.rootfsPropagation; those with uid/gid mappings
+//     become idmapped mounts).
 //
-// Errors caused by bad input wrap errdefs.ErrInvalidArgument; image volumes
-// and idmapped mounts, not handled yet, wrap errdefs.ErrUnimplemented.
+// WithUserNamespace (the user entry of linux.namespaces: a user-namespaced
+// pod's pinned namespace, whose maps the runtime reads) goes with 5.
+//
+// Errors caused by bad input wrap errdefs.ErrInvalidArgument; image volumes,
+// which the caller turns into bind mounts first, wrap errdefs.ErrUnimplemented.
 package spec
