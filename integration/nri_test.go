@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +21,10 @@ import (
 // an environment variable and an annotation to every container it is asked about, and
 // blocks in RunPodSandbox and CreateContainer while hang is open.
 type testPlugin struct {
-	hang   chan struct{} // nil: answer at once
+	hang chan struct{} // nil: answer at once
+	// crash, when set, is called in RunPodSandbox instead of answering (the plugin
+	// "dies": its connection is cut).
+	crash  func()
 	synced chan struct{}
 	once   sync.Once
 
@@ -62,6 +66,11 @@ func (p *testPlugin) Synchronize(context.Context, []*nriapi.PodSandbox, []*nriap
 
 func (p *testPlugin) RunPodSandbox(ctx context.Context, pod *nriapi.PodSandbox) error {
 	p.record("RunPodSandbox", pod.GetId())
+	if p.crash != nil {
+		p.crash()
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	p.wait(ctx)
 	return nil
 }
@@ -92,10 +101,11 @@ func (p *testPlugin) RemoveContainer(_ context.Context, _ *nriapi.PodSandbox, c 
 
 // connectPlugin connects p to d's NRI socket and waits until it is synchronized; it
 // is disconnected when the test ends.
-func connectPlugin(t *testing.T, d *daemon, name string, p *testPlugin) stub.Stub {
+func connectPlugin(t *testing.T, d *daemon, name string, p *testPlugin, opts ...stub.Option) stub.Stub {
 	t.Helper()
 	p.synced = make(chan struct{})
-	s, err := stub.New(p, stub.WithPluginName(name), stub.WithPluginIdx("50"), stub.WithSocketPath(d.nriSocket()))
+	opts = append([]stub.Option{stub.WithPluginName(name), stub.WithPluginIdx("50"), stub.WithSocketPath(d.nriSocket())}, opts...)
+	s, err := stub.New(p, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,5 +216,34 @@ func TestNRIHungPluginIsBounded(t *testing.T) {
 	}
 	if got := strings.TrimSpace(e.exec(t, id, "sh", "-c", "echo ${NRI_TEST_PLUGIN:-none}")); got != "none" {
 		t.Errorf("NRI_TEST_PLUGIN = %q in a container created after the plugin was dropped", got)
+	}
+}
+
+// TestNRICrashedPluginIsDropped: a plugin whose connection dies in the middle of a hook
+// is dropped at once; the pod is made without it.
+func TestNRICrashedPluginIsDropped(t *testing.T) {
+	e := newNRIEnv(t, `plugin_request_timeout = "1m"`) // only the crash can end the hook early
+	conns := make(chan net.Conn, 1)
+	dial := func(path string) (net.Conn, error) {
+		c, err := net.Dial("unix", path)
+		if err == nil {
+			conns <- c
+		}
+		return c, err
+	}
+	p := &testPlugin{crash: func() { (<-conns).Close() }}
+	connectPlugin(t, e.d, "crasher", p, stub.WithDialer(dial))
+
+	start := time.Now()
+	e.runNRIPod(t)
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("RunPodSandbox took %s with a plugin that died", took)
+	}
+	if !p.seen("RunPodSandbox", e.pod) {
+		t.Fatalf("the plugin was never called: %q", p.events)
+	}
+	id := e.run(t, ctrConfig("after-crash", sh("sleep 3600")))
+	if p.seen("CreateContainer", id) {
+		t.Errorf("the dead plugin was still asked about container %s", id)
 	}
 }
