@@ -18,6 +18,9 @@ type NRI interface {
 	RunPodSandbox(ctx context.Context, pod *nriapi.PodSandbox) error
 	StopPodSandbox(ctx context.Context, pod *nriapi.PodSandbox)
 	RemovePodSandbox(ctx context.Context, pod *nriapi.PodSandbox)
+	// UpdatePodSandbox precedes a change of the pod's resources (overhead and total).
+	UpdatePodSandbox(ctx context.Context, pod *nriapi.PodSandbox, overhead, res *specs.LinuxResources) error
+	PostUpdatePodSandbox(ctx context.Context, pod *nriapi.PodSandbox)
 	// CreateContainer lets the plugins adjust spec, the container's OCI spec, in place.
 	CreateContainer(ctx context.Context, pod *nriapi.PodSandbox, ctr *nriapi.Container, spec *specs.Spec) error
 	PostCreateContainer(ctx context.Context, pod *nriapi.PodSandbox, ctr *nriapi.Container)
@@ -40,6 +43,10 @@ type noNRI struct{}
 func (noNRI) RunPodSandbox(context.Context, *nriapi.PodSandbox) error { return nil }
 func (noNRI) StopPodSandbox(context.Context, *nriapi.PodSandbox)      {}
 func (noNRI) RemovePodSandbox(context.Context, *nriapi.PodSandbox)    {}
+func (noNRI) UpdatePodSandbox(context.Context, *nriapi.PodSandbox, *specs.LinuxResources, *specs.LinuxResources) error {
+	return nil
+}
+func (noNRI) PostUpdatePodSandbox(context.Context, *nriapi.PodSandbox) {}
 func (noNRI) CreateContainer(context.Context, *nriapi.PodSandbox, *nriapi.Container, *specs.Spec) error {
 	return nil
 }
