@@ -49,13 +49,10 @@ func (p *testPlugin) seen(event, id string) bool {
 	return false
 }
 
-func (p *testPlugin) wait(ctx context.Context) {
-	if p.hang == nil {
-		return
-	}
-	select {
-	case <-p.hang:
-	case <-ctx.Done():
+// wait blocks while hang is open, deaf to the request's deadline as a hung plugin is.
+func (p *testPlugin) wait() {
+	if p.hang != nil {
+		<-p.hang
 	}
 }
 
@@ -71,13 +68,13 @@ func (p *testPlugin) RunPodSandbox(ctx context.Context, pod *nriapi.PodSandbox) 
 		<-ctx.Done()
 		return ctx.Err()
 	}
-	p.wait(ctx)
+	p.wait()
 	return nil
 }
 
-func (p *testPlugin) CreateContainer(ctx context.Context, _ *nriapi.PodSandbox, c *nriapi.Container) (*nriapi.ContainerAdjustment, []*nriapi.ContainerUpdate, error) {
+func (p *testPlugin) CreateContainer(_ context.Context, _ *nriapi.PodSandbox, c *nriapi.Container) (*nriapi.ContainerAdjustment, []*nriapi.ContainerUpdate, error) {
 	p.record("CreateContainer", c.GetId())
-	p.wait(ctx)
+	p.wait()
 	adjust := &nriapi.ContainerAdjustment{}
 	adjust.AddEnv("NRI_TEST_PLUGIN", "adjusted-"+c.GetName())
 	adjust.AddAnnotation("nri.berth.test/plugin", "saw "+c.GetName())
@@ -190,8 +187,8 @@ func TestNRIHungPluginIsBounded(t *testing.T) {
 	const requestTimeout = 2 * time.Second
 	e := newNRIEnv(t, `plugin_request_timeout = "2s"`)
 	p := &testPlugin{hang: make(chan struct{})}
-	t.Cleanup(func() { close(p.hang) })
 	connectPlugin(t, e.d, "hung", p)
+	t.Cleanup(func() { close(p.hang) }) // first: the plugin's handlers return before it stops
 
 	start := time.Now()
 	e.runNRIPod(t)
