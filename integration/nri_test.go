@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,9 @@ type testPlugin struct {
 	crash  func()
 	synced chan struct{}
 	once   sync.Once
+	// updateLimit, when set, is the memory limit the plugin puts in place of the one
+	// an UpdateContainerResources asks for.
+	updateLimit int64
 
 	mu     sync.Mutex
 	events []string
@@ -79,6 +83,16 @@ func (p *testPlugin) CreateContainer(_ context.Context, _ *nriapi.PodSandbox, c 
 	adjust.AddEnv("NRI_TEST_PLUGIN", "adjusted-"+c.GetName())
 	adjust.AddAnnotation("nri.berth.test/plugin", "saw "+c.GetName())
 	return adjust, nil, nil
+}
+
+func (p *testPlugin) UpdateContainer(_ context.Context, _ *nriapi.PodSandbox, c *nriapi.Container, _ *nriapi.LinuxResources) ([]*nriapi.ContainerUpdate, error) {
+	p.record("UpdateContainer", c.GetId())
+	if p.updateLimit == 0 {
+		return nil, nil
+	}
+	u := &nriapi.ContainerUpdate{ContainerId: c.GetId()}
+	u.SetLinuxMemoryLimit(p.updateLimit)
+	return []*nriapi.ContainerUpdate{u}, nil
 }
 
 func (p *testPlugin) StartContainer(_ context.Context, _ *nriapi.PodSandbox, c *nriapi.Container) error {
@@ -242,5 +256,43 @@ func TestNRICrashedPluginIsDropped(t *testing.T) {
 	id := e.run(t, ctrConfig("after-crash", sh("sleep 3600")))
 	if p.seen("CreateContainer", id) {
 		t.Errorf("the dead plugin was still asked about container %s", id)
+	}
+}
+
+// TestNRIPluginUpdatesContainer: a plugin changes the resources of an update kubelet
+// asks for, and updates a running container on its own.
+func TestNRIPluginUpdatesContainer(t *testing.T) {
+	e := newNRIEnv(t, "")
+	p := &testPlugin{updateLimit: 112 << 20}
+	s := connectPlugin(t, e.d, "updater", p)
+	e.runNRIPod(t)
+	id := e.run(t, ctrConfig("updated", []string{"sleep", "1000"}, func(c *runtimeapi.ContainerConfig) {
+		c.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20}
+	}))
+	e.removeAtEnd(t, id)
+	limit := func() string {
+		return strings.TrimSpace(readFile(t, filepath.Join("/sys/fs/cgroup/memory/berth", id, "memory.limit_in_bytes")))
+	}
+
+	upd := &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 128 << 20}
+	if _, err := e.d.runtime.UpdateContainerResources(ctxTimeout(t, time.Minute),
+		&runtimeapi.UpdateContainerResourcesRequest{ContainerId: id, Linux: upd}); err != nil {
+		t.Fatalf("UpdateContainerResources: %v", err)
+	}
+	if !p.seen("UpdateContainer", id) {
+		t.Errorf("the plugin saw no UpdateContainer: %q", p.events)
+	}
+	if got := limit(); got != strconv.Itoa(112<<20) {
+		t.Errorf("memory limit after an update the plugin changed = %s, want %d", got, 112<<20)
+	}
+
+	u := &nriapi.ContainerUpdate{ContainerId: id}
+	u.SetLinuxMemoryLimit(96 << 20)
+	failed, err := s.UpdateContainers([]*nriapi.ContainerUpdate{u})
+	if err != nil || len(failed) > 0 {
+		t.Fatalf("UpdateContainers: failed %v, %v", failed, err)
+	}
+	if got := limit(); got != strconv.Itoa(96<<20) {
+		t.Errorf("memory limit after the plugin's own update = %s, want %d", got, 96<<20)
 	}
 }
