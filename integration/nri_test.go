@@ -285,6 +285,9 @@ func TestNRIPluginUpdatesContainer(t *testing.T) {
 	if got := limit(); got != strconv.Itoa(112<<20) {
 		t.Errorf("memory limit after an update the plugin changed = %s, want %d", got, 112<<20)
 	}
+	if got := e.status(t, id).GetResources().GetLinux().GetMemoryLimitInBytes(); got != 112<<20 {
+		t.Errorf("ContainerStatus reports a memory limit of %d, want the applied %d", got, 112<<20)
+	}
 
 	u := &nriapi.ContainerUpdate{ContainerId: id}
 	u.SetLinuxMemoryLimit(96 << 20)
