@@ -3,8 +3,10 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,9 +22,15 @@ import (
 // an environment variable and an annotation to every container it is asked about, and
 // blocks in RunPodSandbox and CreateContainer while hang is open.
 type testPlugin struct {
-	hang   chan struct{} // nil: answer at once
+	hang chan struct{} // nil: answer at once
+	// crash, when set, is called in RunPodSandbox instead of answering (the plugin
+	// "dies": its connection is cut).
+	crash  func()
 	synced chan struct{}
 	once   sync.Once
+	// updateLimit, when set, is the memory limit the plugin puts in place of the one
+	// an UpdateContainerResources asks for.
+	updateLimit int64
 
 	mu     sync.Mutex
 	events []string
@@ -45,13 +53,10 @@ func (p *testPlugin) seen(event, id string) bool {
 	return false
 }
 
-func (p *testPlugin) wait(ctx context.Context) {
-	if p.hang == nil {
-		return
-	}
-	select {
-	case <-p.hang:
-	case <-ctx.Done():
+// wait blocks while hang is open, deaf to the request's deadline as a hung plugin is.
+func (p *testPlugin) wait() {
+	if p.hang != nil {
+		<-p.hang
 	}
 }
 
@@ -62,17 +67,32 @@ func (p *testPlugin) Synchronize(context.Context, []*nriapi.PodSandbox, []*nriap
 
 func (p *testPlugin) RunPodSandbox(ctx context.Context, pod *nriapi.PodSandbox) error {
 	p.record("RunPodSandbox", pod.GetId())
-	p.wait(ctx)
+	if p.crash != nil {
+		p.crash()
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	p.wait()
 	return nil
 }
 
-func (p *testPlugin) CreateContainer(ctx context.Context, _ *nriapi.PodSandbox, c *nriapi.Container) (*nriapi.ContainerAdjustment, []*nriapi.ContainerUpdate, error) {
+func (p *testPlugin) CreateContainer(_ context.Context, _ *nriapi.PodSandbox, c *nriapi.Container) (*nriapi.ContainerAdjustment, []*nriapi.ContainerUpdate, error) {
 	p.record("CreateContainer", c.GetId())
-	p.wait(ctx)
+	p.wait()
 	adjust := &nriapi.ContainerAdjustment{}
 	adjust.AddEnv("NRI_TEST_PLUGIN", "adjusted-"+c.GetName())
 	adjust.AddAnnotation("nri.berth.test/plugin", "saw "+c.GetName())
 	return adjust, nil, nil
+}
+
+func (p *testPlugin) UpdateContainer(_ context.Context, _ *nriapi.PodSandbox, c *nriapi.Container, _ *nriapi.LinuxResources) ([]*nriapi.ContainerUpdate, error) {
+	p.record("UpdateContainer", c.GetId())
+	if p.updateLimit == 0 {
+		return nil, nil
+	}
+	u := &nriapi.ContainerUpdate{ContainerId: c.GetId()}
+	u.SetLinuxMemoryLimit(p.updateLimit)
+	return []*nriapi.ContainerUpdate{u}, nil
 }
 
 func (p *testPlugin) StartContainer(_ context.Context, _ *nriapi.PodSandbox, c *nriapi.Container) error {
@@ -92,10 +112,11 @@ func (p *testPlugin) RemoveContainer(_ context.Context, _ *nriapi.PodSandbox, c 
 
 // connectPlugin connects p to d's NRI socket and waits until it is synchronized; it
 // is disconnected when the test ends.
-func connectPlugin(t *testing.T, d *daemon, name string, p *testPlugin) stub.Stub {
+func connectPlugin(t *testing.T, d *daemon, name string, p *testPlugin, opts ...stub.Option) stub.Stub {
 	t.Helper()
 	p.synced = make(chan struct{})
-	s, err := stub.New(p, stub.WithPluginName(name), stub.WithPluginIdx("50"), stub.WithSocketPath(d.nriSocket()))
+	opts = append([]stub.Option{stub.WithPluginName(name), stub.WithPluginIdx("50"), stub.WithSocketPath(d.nriSocket())}, opts...)
+	s, err := stub.New(p, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,8 +201,8 @@ func TestNRIHungPluginIsBounded(t *testing.T) {
 	const requestTimeout = 2 * time.Second
 	e := newNRIEnv(t, `plugin_request_timeout = "2s"`)
 	p := &testPlugin{hang: make(chan struct{})}
-	t.Cleanup(func() { close(p.hang) })
 	connectPlugin(t, e.d, "hung", p)
+	t.Cleanup(func() { close(p.hang) }) // first: the plugin's handlers return before it stops
 
 	start := time.Now()
 	e.runNRIPod(t)
@@ -206,5 +227,75 @@ func TestNRIHungPluginIsBounded(t *testing.T) {
 	}
 	if got := strings.TrimSpace(e.exec(t, id, "sh", "-c", "echo ${NRI_TEST_PLUGIN:-none}")); got != "none" {
 		t.Errorf("NRI_TEST_PLUGIN = %q in a container created after the plugin was dropped", got)
+	}
+}
+
+// TestNRICrashedPluginIsDropped: a plugin whose connection dies in the middle of a hook
+// is dropped at once; the pod is made without it.
+func TestNRICrashedPluginIsDropped(t *testing.T) {
+	e := newNRIEnv(t, `plugin_request_timeout = "1m"`) // only the crash can end the hook early
+	conns := make(chan net.Conn, 1)
+	dial := func(path string) (net.Conn, error) {
+		c, err := net.Dial("unix", path)
+		if err == nil {
+			conns <- c
+		}
+		return c, err
+	}
+	p := &testPlugin{crash: func() { (<-conns).Close() }}
+	connectPlugin(t, e.d, "crasher", p, stub.WithDialer(dial))
+
+	start := time.Now()
+	e.runNRIPod(t)
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("RunPodSandbox took %s with a plugin that died", took)
+	}
+	if !p.seen("RunPodSandbox", e.pod) {
+		t.Fatalf("the plugin was never called: %q", p.events)
+	}
+	id := e.run(t, ctrConfig("after-crash", sh("sleep 3600")))
+	if p.seen("CreateContainer", id) {
+		t.Errorf("the dead plugin was still asked about container %s", id)
+	}
+}
+
+// TestNRIPluginUpdatesContainer: a plugin changes the resources of an update kubelet
+// asks for, and updates a running container on its own.
+func TestNRIPluginUpdatesContainer(t *testing.T) {
+	e := newNRIEnv(t, "")
+	p := &testPlugin{updateLimit: 112 << 20}
+	s := connectPlugin(t, e.d, "updater", p)
+	e.runNRIPod(t)
+	id := e.run(t, ctrConfig("updated", []string{"sleep", "1000"}, func(c *runtimeapi.ContainerConfig) {
+		c.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20}
+	}))
+	e.removeAtEnd(t, id)
+	limit := func() string {
+		return strings.TrimSpace(readFile(t, filepath.Join("/sys/fs/cgroup/memory/berth", id, "memory.limit_in_bytes")))
+	}
+
+	upd := &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 128 << 20}
+	if _, err := e.d.runtime.UpdateContainerResources(ctxTimeout(t, time.Minute),
+		&runtimeapi.UpdateContainerResourcesRequest{ContainerId: id, Linux: upd}); err != nil {
+		t.Fatalf("UpdateContainerResources: %v", err)
+	}
+	if !p.seen("UpdateContainer", id) {
+		t.Errorf("the plugin saw no UpdateContainer: %q", p.events)
+	}
+	if got := limit(); got != strconv.Itoa(112<<20) {
+		t.Errorf("memory limit after an update the plugin changed = %s, want %d", got, 112<<20)
+	}
+	if got := e.status(t, id).GetResources().GetLinux().GetMemoryLimitInBytes(); got != 112<<20 {
+		t.Errorf("ContainerStatus reports a memory limit of %d, want the applied %d", got, 112<<20)
+	}
+
+	u := &nriapi.ContainerUpdate{ContainerId: id}
+	u.SetLinuxMemoryLimit(96 << 20)
+	failed, err := s.UpdateContainers([]*nriapi.ContainerUpdate{u})
+	if err != nil || len(failed) > 0 {
+		t.Fatalf("UpdateContainers: failed %v, %v", failed, err)
+	}
+	if got := limit(); got != strconv.Itoa(96<<20) {
+		t.Errorf("memory limit after the plugin's own update = %s, want %d", got, 96<<20)
 	}
 }

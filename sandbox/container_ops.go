@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -112,7 +113,11 @@ func (s *Service) UpdateContainerResources(ctx context.Context, id string, r *ru
 		return fmt.Errorf("update container %s: %w", c.meta.ID, err)
 	}
 	defer s.cfg.NRI.PostUpdateContainer(ctx, np, nc)
-	raw, err := protojson.Marshal(r)
+	reported := r
+	if !reflect.DeepEqual(oci, res.ToOCI()) { // a plugin changed them
+		reported = criResources(r, oci)
+	}
+	raw, err := protojson.Marshal(reported)
 	if err != nil {
 		return fmt.Errorf("encode resources: %w", err)
 	}

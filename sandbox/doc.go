@@ -11,7 +11,8 @@
 // undo stack), podfiles (hostname, hosts, resolv.conf, shm), sysctl, infra (the pause
 // container), cgroups, runtime (the OCI runtime driver), pause (the pause executable),
 // spec (OCI spec options), rootfs (overlay root filesystems), monitor (the container
-// monitor and its client).
+// monitor and its client), nri (the NRI adaptation: the Service calls it through the
+// NRI interface at every pod and container event, see nri.go; berthd wires it).
 //
 // This file is about pods; doc_containers.go about containers.
 //

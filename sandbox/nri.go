@@ -8,6 +8,8 @@ import (
 
 	nriapi "github.com/containerd/nri/pkg/api"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // NRI is the Node Resource Interface as pods and containers see it: the plugins' hooks
@@ -18,6 +20,9 @@ type NRI interface {
 	RunPodSandbox(ctx context.Context, pod *nriapi.PodSandbox) error
 	StopPodSandbox(ctx context.Context, pod *nriapi.PodSandbox)
 	RemovePodSandbox(ctx context.Context, pod *nriapi.PodSandbox)
+	// UpdatePodSandbox precedes a change of the pod's resources (overhead and total).
+	UpdatePodSandbox(ctx context.Context, pod *nriapi.PodSandbox, overhead, res *specs.LinuxResources) error
+	PostUpdatePodSandbox(ctx context.Context, pod *nriapi.PodSandbox)
 	// CreateContainer lets the plugins adjust spec, the container's OCI spec, in place.
 	CreateContainer(ctx context.Context, pod *nriapi.PodSandbox, ctr *nriapi.Container, spec *specs.Spec) error
 	PostCreateContainer(ctx context.Context, pod *nriapi.PodSandbox, ctr *nriapi.Container)
@@ -40,6 +45,10 @@ type noNRI struct{}
 func (noNRI) RunPodSandbox(context.Context, *nriapi.PodSandbox) error { return nil }
 func (noNRI) StopPodSandbox(context.Context, *nriapi.PodSandbox)      {}
 func (noNRI) RemovePodSandbox(context.Context, *nriapi.PodSandbox)    {}
+func (noNRI) UpdatePodSandbox(context.Context, *nriapi.PodSandbox, *specs.LinuxResources, *specs.LinuxResources) error {
+	return nil
+}
+func (noNRI) PostUpdatePodSandbox(context.Context, *nriapi.PodSandbox) {}
 func (noNRI) CreateContainer(context.Context, *nriapi.PodSandbox, *nriapi.Container, *specs.Spec) error {
 	return nil
 }
@@ -199,6 +208,45 @@ func nriFromSpec(sp *specs.Spec) *nriapi.Container {
 		if sp.Process != nil && sp.Process.OOMScoreAdj != nil {
 			out.Linux.OomScoreAdj = nriapi.Int(*sp.Process.OOMScoreAdj)
 		}
+	}
+	return out
+}
+
+// criResources is what ContainerStatus reports of resources NRI plugins may have
+// changed: req, with the values res (what was applied) holds in their place.
+func criResources(req *runtimeapi.LinuxContainerResources, res *specs.LinuxResources) *runtimeapi.LinuxContainerResources {
+	out := proto.Clone(req).(*runtimeapi.LinuxContainerResources)
+	if res == nil {
+		return out
+	}
+	if c := res.CPU; c != nil {
+		if c.Period != nil {
+			out.CpuPeriod = int64(*c.Period)
+		}
+		if c.Quota != nil {
+			out.CpuQuota = *c.Quota
+		}
+		if c.Shares != nil {
+			out.CpuShares = int64(*c.Shares)
+		}
+		out.CpusetCpus, out.CpusetMems = c.Cpus, c.Mems
+	}
+	if m := res.Memory; m != nil {
+		if m.Limit != nil {
+			out.MemoryLimitInBytes = *m.Limit
+		}
+		if m.Swap != nil {
+			out.MemorySwapLimitInBytes = *m.Swap
+		}
+	}
+	if len(res.HugepageLimits) > 0 {
+		out.HugepageLimits = nil
+		for _, h := range res.HugepageLimits {
+			out.HugepageLimits = append(out.HugepageLimits, &runtimeapi.HugepageLimit{PageSize: h.Pagesize, Limit: h.Limit})
+		}
+	}
+	if len(res.Unified) > 0 {
+		out.Unified = res.Unified
 	}
 	return out
 }

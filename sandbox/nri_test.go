@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 func TestNRIFromSpec(t *testing.T) {
@@ -43,5 +45,31 @@ func TestNRIFromSpec(t *testing.T) {
 				t.Errorf("container = %v", c)
 			}
 		})
+	}
+}
+
+func TestCRIResources(t *testing.T) {
+	req := &runtimeapi.LinuxContainerResources{CpuShares: 256, MemoryLimitInBytes: 128 << 20, OomScoreAdj: 100}
+	limit, shares := int64(112<<20), uint64(512)
+	tests := []struct {
+		name string
+		res  *specs.LinuxResources
+		want *runtimeapi.LinuxContainerResources
+	}{
+		{"nothing applied: the request", nil, req},
+		{"memory changed", &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}},
+			&runtimeapi.LinuxContainerResources{CpuShares: 256, MemoryLimitInBytes: 112 << 20, OomScoreAdj: 100}},
+		{"cpu changed, cpuset set", &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: &shares, Cpus: "0"}},
+			&runtimeapi.LinuxContainerResources{CpuShares: 512, CpusetCpus: "0", MemoryLimitInBytes: 128 << 20, OomScoreAdj: 100}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := criResources(req, tc.res); !proto.Equal(got, tc.want) {
+				t.Errorf("criResources = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if req.MemoryLimitInBytes != 128<<20 {
+		t.Error("criResources changed the request")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/encoding/protojson"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -36,6 +37,13 @@ func (s *Service) UpdatePodResources(ctx context.Context, id string, overhead, r
 		return errdefs.NotFound(fmt.Sprintf("pod sandbox %q not found", id))
 	}
 	st := p.status().Status
+	if st.State == StateReady {
+		np := s.nriPod(p, &st)
+		if err := s.cfg.NRI.UpdatePodSandbox(ctx, np, ociResources(overhead), ociResources(resources)); err != nil {
+			return fmt.Errorf("update pod sandbox %s: NRI: %w", p.meta.ID, err)
+		}
+		defer s.cfg.NRI.PostUpdatePodSandbox(ctx, np)
+	}
 	if st.Cgroup != nil && st.State == StateReady {
 		pc, err := s.cfg.Cgroups.Open(*st.Cgroup)
 		if err == nil {
@@ -47,4 +55,13 @@ func (s *Service) UpdatePodResources(ctx context.Context, id string, overhead, r
 	}
 	st.Resources = raw
 	return s.record(p, st)
+}
+
+// ociResources is r in OCI terms, for NRI plugins; nil when r is nil or invalid.
+func ociResources(r *runtimeapi.LinuxContainerResources) *specs.LinuxResources {
+	res, err := cgroups.FromCRI(r)
+	if r == nil || err != nil || res == nil {
+		return nil
+	}
+	return res.ToOCI()
 }

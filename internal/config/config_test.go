@@ -208,3 +208,34 @@ func TestKeyedRedactsSecrets(t *testing.T) {
 		})
 	}
 }
+
+func TestNRISettings(t *testing.T) {
+	c := Defaults()
+	n := c.NRI
+	if !n.Enable || n.SocketPath != "/var/run/nri/nri.sock" || n.PluginPath != "/opt/nri/plugins" ||
+		n.PluginRegistrationTimeout.Duration != 5*time.Second || n.PluginRequestTimeout.Duration != 2*time.Second {
+		t.Fatalf("nri defaults = %+v", n)
+	}
+	tests := []struct {
+		name string
+		edit func(*NRI)
+		ok   bool
+	}{
+		{"no socket: launched plugins only", func(n *NRI) { n.SocketPath = "" }, true},
+		{"relative socket", func(n *NRI) { n.SocketPath = "nri.sock" }, false},
+		{"relative plugin path", func(n *NRI) { n.PluginPath = "plugins" }, false},
+		{"request timeout 0", func(n *NRI) { n.PluginRequestTimeout.Duration = 0 }, false},
+		{"request timeout past the cap", func(n *NRI) { n.PluginRequestTimeout.Duration = time.Hour }, false},
+		{"registration timeout 0", func(n *NRI) { n.PluginRegistrationTimeout.Duration = 0 }, false},
+		{"disabled: nothing else checked", func(n *NRI) { n.Enable = false; n.SocketPath = "x" }, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Defaults()
+			tc.edit(&c.NRI)
+			if err := c.Validate(); (err == nil) != tc.ok {
+				t.Errorf("Validate(%+v) = %v, want ok=%v", c.NRI, err, tc.ok)
+			}
+		})
+	}
+}

@@ -23,6 +23,20 @@ func (a *Adapter) RemovePodSandbox(ctx context.Context, pod *nriapi.PodSandbox) 
 	a.logged("RemovePodSandbox", pod.GetId(), a.nri.RemovePodSandbox(ctx, &nriapi.RemovePodSandboxRequest{Pod: pod}))
 }
 
+// UpdatePodSandbox precedes a change of the pod's resources.
+func (a *Adapter) UpdatePodSandbox(ctx context.Context, pod *nriapi.PodSandbox, overhead, res *specs.LinuxResources) error {
+	_, err := a.nri.UpdatePodSandbox(ctx, &nriapi.UpdatePodSandboxRequest{
+		Pod:                    pod,
+		OverheadLinuxResources: nriapi.FromOCILinuxResources(overhead, nil),
+		LinuxResources:         nriapi.FromOCILinuxResources(res, nil),
+	})
+	return err
+}
+
+func (a *Adapter) PostUpdatePodSandbox(ctx context.Context, pod *nriapi.PodSandbox) {
+	a.logged("PostUpdatePodSandbox", pod.GetId(), a.nri.PostUpdatePodSandbox(ctx, &nriapi.PostUpdatePodSandboxRequest{Pod: pod}))
+}
+
 // CreateContainer lets the plugins adjust spec, the container's OCI spec, in place; the
 // updates of other containers they ask for are applied on their own.
 func (a *Adapter) CreateContainer(ctx context.Context, pod *nriapi.PodSandbox, ctr *nriapi.Container, spec *specs.Spec) error {

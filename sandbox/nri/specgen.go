@@ -114,8 +114,11 @@ func (e *specEditor) SetProcessArgs(args []string) { e.process().Args = slices.C
 
 func (e *specEditor) SetProcessOOMScoreAdj(adj int) { e.process().OOMScoreAdj = &adj }
 
+// AddPreStartHook keeps the prestart hooks plugins still send.
 func (e *specEditor) AddPreStartHook(h specs.Hook) {
-	e.hooks().Prestart = append(e.hooks().Prestart, h) //nolint:staticcheck // NRI still relays prestart hooks
+	hooks := e.hooks()
+	//lint:ignore SA1019 NRI still relays prestart hooks, and runc still runs them
+	hooks.Prestart = append(hooks.Prestart, h)
 }
 
 func (e *specEditor) AddPostStartHook(h specs.Hook) {
