@@ -178,3 +178,40 @@ func TestContainerPrivateDirs(t *testing.T) {
 		}
 	}
 }
+
+// TestPauseSecurityContext: the pod's run_as_user, run_as_group and seccomp profile
+// reach its pause process.
+func TestPauseSecurityContext(t *testing.T) {
+	n := newTestNetwork(t)
+	d := startDaemon(t, daemonOptions{Config: n.toml()})
+	cfg := podConfig(t, "pause-security", func(c *runtimeapi.PodSandboxConfig) {
+		c.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{
+			RunAsUser:  &runtimeapi.Int64Value{Value: 1234},
+			RunAsGroup: &runtimeapi.Int64Value{Value: 5678},
+			Seccomp:    &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault},
+		}
+	})
+	id := d.runPod(t, cfg)
+	d.cleanupPods(t, id)
+	_, info := d.podStatus(t, id)
+	if info.Pid <= 0 {
+		t.Fatalf("no pause: %+v", info)
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", info.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"Uid": "1234", "Gid": "5678", "Seccomp": "2"}
+	for _, l := range strings.Split(string(data), "\n") {
+		k, v, _ := strings.Cut(l, ":")
+		if w, ok := want[k]; ok {
+			if f := strings.Fields(v); len(f) == 0 || f[0] != w {
+				t.Errorf("pause %s: %q, want %s", k, strings.TrimSpace(v), w)
+			}
+			delete(want, k)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("no %v in pause's status", want)
+	}
+}
