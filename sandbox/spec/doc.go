@@ -31,8 +31,9 @@
 //     linux.namespaces), WithCgroupsPath (linux.cgroupsPath);
 //  6. WithDevices (linux.devices and linux.resources.devices), then
 //     WithResources (the rest of linux.resources; it keeps device rules);
-//  7. WithMounts (the CRI's bind mounts, replacing a base mount at the same
-//     destination, and linux.rootfsPropagation).
+//  7. WithMounts (the CRI's bind mounts with their mount_options, replacing a
+//     base mount at the same destination, and linux.rootfsPropagation);
+//  8. WithAppArmorProfile (process.apparmorProfile; sandbox/apparmor picks it).
 //
 // Errors caused by bad input wrap errdefs.ErrInvalidArgument; image volumes
 // and idmapped mounts, not handled yet, wrap errdefs.ErrUnimplemented.
