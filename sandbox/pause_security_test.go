@@ -29,6 +29,7 @@ func TestPauseSecurity(t *testing.T) {
 		{name: "negative user", sc: &sc{RunAsUser: id(-1)}, invalid: true},
 		{name: "negative group", sc: &sc{SupplementalGroups: []int64{-5}}, invalid: true},
 		{name: "runtime default seccomp", sc: &sc{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}}, wantSeccomp: true},
+		//lint:ignore SA1019 older kubelets and crictl still send the path form
 		{name: "legacy runtime default", sc: &sc{SeccompProfilePath: "runtime/default"}, wantSeccomp: true},
 		{name: "unconfined", sc: &sc{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}}},
 		{name: "privileged pod: no filter", sc: &sc{Privileged: true, Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}}},

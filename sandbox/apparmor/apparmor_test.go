@@ -32,6 +32,7 @@ func TestProfile(t *testing.T) {
 		return &runtimeapi.LinuxContainerSecurityContext{Apparmor: &runtimeapi.SecurityProfile{ProfileType: k, LocalhostRef: ref}}
 	}
 	legacy := func(name string) *runtimeapi.LinuxContainerSecurityContext {
+		//lint:ignore SA1019 older kubelets and crictl still send the name form
 		return &runtimeapi.LinuxContainerSecurityContext{ApparmorProfile: name}
 	}
 	const (
