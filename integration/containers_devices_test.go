@@ -154,26 +154,27 @@ func TestContainerMountSources(t *testing.T) {
 }
 
 // TestContainerPrivateDirs: the directories that hold a pod's and a container's files
-// (shm, bundle, root filesystem, writable layer) are root's alone.
+// (shm, bundle, root filesystem, writable layer) are root's alone, and their parents
+// cannot be listed by host users.
 func TestContainerPrivateDirs(t *testing.T) {
 	e := newCtrEnv(t)
 	id := e.run(t, ctrConfig("private", []string{"sleep", "1000"}))
 	e.removeAtEnd(t, id)
 	state := filepath.Join(e.d.dir, "state")
-	for _, dir := range []string{
-		filepath.Join(state, "pods"),
-		filepath.Join(state, "pods", e.pod),
-		filepath.Join(state, "containers"),
-		filepath.Join(state, "containers", id),
-		filepath.Join(e.d.root(), "rw"),
-		filepath.Join(e.d.root(), "rw", id),
+	for dir, forbidden := range map[string]os.FileMode{
+		filepath.Join(state, "pods"):           0o066,
+		filepath.Join(state, "pods", e.pod):    0o077,
+		filepath.Join(state, "containers"):     0o066,
+		filepath.Join(state, "containers", id): 0o077,
+		filepath.Join(e.d.root(), "rw"):        0o077,
+		filepath.Join(e.d.root(), "rw", id):    0o077,
 	} {
 		fi, err := os.Stat(dir)
 		if err != nil {
 			t.Errorf("%s: %v", dir, err)
 			continue
 		}
-		if mode := fi.Mode().Perm(); mode&0o077 != 0 {
+		if mode := fi.Mode().Perm(); mode&forbidden != 0 {
 			t.Errorf("%s has mode %04o: host users can reach container files", dir, mode)
 		}
 	}

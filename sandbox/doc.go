@@ -42,8 +42,10 @@
 //
 //	<root>/pods/<id>/metadata.json    id, names, handler, creation time, the config as sent
 //	<root>/pods/<id>/status.json      state, what the pod holds, addresses, revision
-//	<state>/pods/<id>                 mode 0700, as <state>/pods and <state>/containers:
-//	                                  they hold container files (shm is a 1777 tmpfs)
+//	<state>/pods/<id>                 mode 0700, as <state>/containers/<id> and
+//	                                  <root>/rw: they hold container files (shm is a
+//	                                  1777 tmpfs); <state>/pods and <state>/containers
+//	                                  are 0711 (not listable)
 //	<state>/pods/<id>/ns/{net,ipc,uts} pinned namespaces (internal/nspin)
 //	<state>/pods/<id>/shm             the pod's /dev/shm tmpfs
 //	<state>/pods/<id>/{hostname,hosts,resolv.conf}
