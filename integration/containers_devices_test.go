@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,6 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/hack/testimages"
 )
 
 // mknodNull makes a character device with /dev/null's numbers (1, 3) at path.
@@ -214,5 +217,26 @@ func TestPauseSecurityContext(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Errorf("no %v in pause's status", want)
+	}
+}
+
+// TestPinnedImages: an image named in image.pinned_images is reported pinned, the
+// others not.
+func TestPinnedImages(t *testing.T) {
+	_, imgs := testCatalogue(t)
+	reg := serveRegistry(t, imgs...)
+	d := startDaemon(t, daemonOptions{Config: reg.MirrorTOML() + fmt.Sprintf("\n[image]\npinned_images = [%q]\n", testimages.PauseImage)})
+	d.pull(t, testimages.PauseImage)
+	d.pull(t, busyboxRef)
+	for ref, want := range map[string]bool{testimages.PauseImage: true, busyboxRef: false} {
+		if got := d.status(t, ref).GetPinned(); got != want {
+			t.Errorf("ImageStatus(%s).pinned = %v, want %v", ref, got, want)
+		}
+	}
+	for _, img := range d.list(t, "") {
+		want := slices.Contains(img.RepoTags, testimages.PauseImage)
+		if img.Pinned != want {
+			t.Errorf("ListImages: %v pinned %v, want %v", img.RepoTags, img.Pinned, want)
+		}
 	}
 }
