@@ -240,3 +240,26 @@ func TestPinnedImages(t *testing.T) {
 		}
 	}
 }
+
+// TestContainerStopSignalReported: ContainerStatus names the signal StopContainer sends.
+func TestContainerStopSignalReported(t *testing.T) {
+	e := newCtrEnv(t)
+	for _, tc := range []struct {
+		name string
+		set  runtimeapi.Signal
+		want runtimeapi.Signal
+	}{
+		{"default", runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, runtimeapi.Signal_SIGNAL_SIGTERM},
+		{"from the config", runtimeapi.Signal_SIGNAL_SIGQUIT, runtimeapi.Signal_SIGNAL_SIGQUIT},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := e.create(t, ctrConfig("signal-"+strings.ToLower(tc.set.String()[7:]), []string{"sleep", "1000"}, func(c *runtimeapi.ContainerConfig) {
+				c.StopSignal = tc.set
+			}))
+			e.removeAtEnd(t, id)
+			if got := e.status(t, id).GetStopSignal(); got != tc.want {
+				t.Errorf("stop_signal = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
