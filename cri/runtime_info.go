@@ -105,11 +105,19 @@ func (r *runtimeService) RuntimeConfig(context.Context, *runtimeapi.RuntimeConfi
 	}, nil
 }
 
-// UpdateRuntimeConfig accepts kubelet's pod CIDR. Berth's networks take their ranges
-// from the CNI configuration, so the CIDR is only logged.
+// UpdateRuntimeConfig takes kubelet's pod CIDR: the pod network hands it to the CNI
+// plugins that declare the ipRanges capability (network.Manager.SetPodCIDR). An empty
+// CIDR changes nothing (kubelet sends the whole config, often without one).
 func (r *runtimeService) UpdateRuntimeConfig(ctx context.Context, req *runtimeapi.UpdateRuntimeConfigRequest) (*runtimeapi.UpdateRuntimeConfigResponse, error) {
-	if cidr := req.GetRuntimeConfig().GetNetworkConfig().GetPodCidr(); cidr != "" {
-		r.opts.Log.InfoContext(ctx, "kubelet set the pod CIDR", "pod_cidr", cidr)
+	cidr := req.GetRuntimeConfig().GetNetworkConfig().GetPodCidr()
+	if cidr == "" {
+		return &runtimeapi.UpdateRuntimeConfigResponse{}, nil
 	}
+	if r.opts.SetPodCIDR != nil {
+		if err := r.opts.SetPodCIDR(cidr); err != nil {
+			return nil, err
+		}
+	}
+	r.opts.Log.InfoContext(ctx, "kubelet set the pod CIDR", "pod_cidr", cidr)
 	return &runtimeapi.UpdateRuntimeConfigResponse{}, nil
 }

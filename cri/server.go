@@ -75,6 +75,9 @@ type Options struct {
 	// take work, else the reason they cannot.
 	RuntimeReady func() error
 	NetworkReady func() error
+	// SetPodCIDR takes kubelet's pod CIDR (UpdateRuntimeConfig) for the pod network;
+	// nil logs it only.
+	SetPodCIDR func(cidrs string) error
 	// EffectiveConfig is reported, as JSON, by a verbose Status call.
 	EffectiveConfig any
 	// MaxMessageSize bounds gRPC messages both ways (kubelet uses 16 MiB).

@@ -184,3 +184,31 @@ func TestRuntimeInfo(t *testing.T) {
 		t.Errorf("RunPodSandbox = %v, want Unimplemented until pods exist", err)
 	}
 }
+
+func TestUpdateRuntimeConfigPodCIDR(t *testing.T) {
+	var got []string
+	c := startServer(t, Options{
+		Images: &fakeImages{images: map[string]image.Image{}},
+		SetPodCIDR: func(cidr string) error {
+			if cidr == "bad" {
+				return errdefs.InvalidArgument("pod CIDR bad")
+			}
+			got = append(got, cidr)
+			return nil
+		},
+	}, true)
+	for _, tc := range []struct {
+		cidr string
+		code codes.Code
+	}{{"", codes.OK}, {"10.244.0.0/24", codes.OK}, {"bad", codes.InvalidArgument}} {
+		_, err := c.runtime.UpdateRuntimeConfig(context.Background(), &runtimeapi.UpdateRuntimeConfigRequest{
+			RuntimeConfig: &runtimeapi.RuntimeConfig{NetworkConfig: &runtimeapi.NetworkConfig{PodCidr: tc.cidr}},
+		})
+		if status.Code(err) != tc.code {
+			t.Errorf("UpdateRuntimeConfig(%q) = %v, want %v", tc.cidr, err, tc.code)
+		}
+	}
+	if strings.Join(got, " ") != "10.244.0.0/24" {
+		t.Errorf("pod CIDRs handed on: %q, want the one non-empty valid CIDR", got)
+	}
+}

@@ -44,6 +44,9 @@ func (m *Manager) Setup(ctx context.Context, pod Pod) (Result, error) {
 		return Result{}, fmt.Errorf("%s: %w", pod, err)
 	}
 	start := time.Now()
+	if len(pod.IPRanges) == 0 {
+		pod.IPRanges = m.podCIDRRanges()
+	}
 	rt := pod.runtimeConf(pod.NetNS)
 	list, err := forPod(c.list, rt.CapabilityArgs)
 	if err != nil {

@@ -9,7 +9,9 @@
 //     Manager.Reload for why polling and not inotify);
 //   - ADD/DEL/CHECK of a pod (Manager.Setup, Teardown, Check) with the Kubernetes CNI_ARGS
 //     and the capability arguments portMappings, dns, bandwidth and ipRanges, which libcni
-//     passes only to plugins that declare them;
+//     passes only to plugins that declare them; ipRanges carries kubelet's pod CIDR
+//     (UpdateRuntimeConfig, Manager.SetPodCIDR, kept in Config.CacheDir/pod-cidr so
+//     a restarted berthd still has it) unless the pod brings ranges of its own;
 //   - the pod's loopback: berth's own one-plugin network, run beside the pod network in
 //     parallel whenever that network does not include the loopback plugin;
 //   - NetworkReady (Manager.Status);

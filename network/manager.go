@@ -25,6 +25,10 @@ type Manager struct {
 	// pointer (and to load the directory), never while a plugin runs.
 	mu   sync.RWMutex
 	conf *netConf
+
+	// cidrMu guards podCIDR, kubelet's pod CIDR as ipRanges (SetPodCIDR).
+	cidrMu  sync.RWMutex
+	podCIDR [][]IPRange
 }
 
 // New returns a Manager for cfg. A missing or broken configuration is not an error here:
@@ -55,6 +59,7 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 		log: log,
 		cni: libcni.NewCNIConfigWithCacheDir(cfg.BinDirs, cfg.CacheDir, exec),
 	}
+	m.loadPodCIDR()
 	m.Reload()
 	return m, nil
 }

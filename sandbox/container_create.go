@@ -193,14 +193,15 @@ func (s *Service) buildContainer(ctx context.Context, p *pod, c *container, st *
 	})
 	// The writable layer is the container's files: reachable by root alone (the
 	// overlay's upper directory inside keeps 0755, the mode of the container's /).
+	// Its undo goes first: a mount that fails still leaves that directory.
 	if err := os.MkdirAll(s.rwDirOf(id), 0o700); err != nil {
 		return fmt.Errorf("container writable layer: %w", err)
 	}
+	undo.Push("rootfs", func(context.Context) error { return rootfs.Remove(s.rwDirOf(id), s.rootfsOf(id)) })
 	if err := s.mountRootfs(p, id, img.Layers); err != nil {
 		return err
 	}
 	st.Rootfs = true
-	undo.Push("rootfs", func(context.Context) error { return rootfs.Remove(s.rwDirOf(id), s.rootfsOf(id)) })
 
 	mounts, err := s.imageVolumes(c, undo)
 	if err != nil {

@@ -43,11 +43,16 @@
 //
 //	<root>/pods/<id>/metadata.json    id, names, handler, creation time, the config as sent
 //	<root>/pods/<id>/status.json      state, what the pod holds, addresses, revision
+//	<state>/pods/<id>                 mode 0700, as <state>/containers/<id> and
+//	                                  <root>/rw: they hold container files (shm is a
+//	                                  1777 tmpfs); <state>/pods and <state>/containers
+//	                                  are 0711 (not listable)
 //	<state>/pods/<id>/ns/{net,ipc,uts} pinned namespaces (internal/nspin)
 //	<state>/pods/<id>/shm             the pod's /dev/shm tmpfs
 //	<state>/pods/<id>/{hostname,hosts,resolv.conf}
 //	<state>/pods/<id>/bundle          the pause container's OCI bundle
-//	<state>/cni                       libcni's record of every ADD (DEL after restarts)
+//	<state>/cni                       libcni's record of every ADD (DEL after restarts),
+//	                                  and kubelet's pod CIDR (pod-cidr)
 //	<state>/runtime/<handler>         the OCI runtime's state (--root)
 //
 // Records live under root, not state: after a reboot the pods are dead, but their

@@ -193,12 +193,17 @@ func (s *Service) startInfra(ctx context.Context, p *pod, st *Status, undo *clea
 	if err != nil {
 		return err
 	}
+	user, seccomp, err := pauseSecurity(p.config.GetLinux().GetSecurityContext())
+	if err != nil {
+		return err
+	}
 	spec := infra.Spec(infra.SpecOptions{
 		Rootfs: s.cfg.PauseRootfs, Args: s.cfg.PauseArgs,
 		NetNS: st.Namespaces.Net, IPCNS: st.Namespaces.IPC, UTSNS: st.Namespaces.UTS,
 		UserNS: st.Namespaces.User, PauseID: p.opts.userns.pauseID(),
 		CgroupsPath: names.CgroupsPath,
 		OOMScoreAdj: s.cfg.OOMScoreAdj(infraOOMScoreAdj),
+		User:        user, Seccomp: seccomp,
 	})
 	st.InfraContainer = true
 	proc, err := infra.Start(ctx, rt, p.meta.ID, filepath.Join(s.podDir(p.meta.ID), bundleDir), spec)

@@ -213,10 +213,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		cfg.ContainerRWDir = filepath.Join(filepath.Dir(cfg.RecordDir), "rw")
 	}
 	// Pods' and containers' directories hold container files (shm, bundles, root
-	// filesystems, writable layers): their parents are root's alone, also when an
-	// older berthd made them with wider modes.
-	for _, dir := range []string{cfg.StateDir, cfg.ContainerStateDir, cfg.ContainerRWDir} {
-		if err := privateDir(dir); err != nil {
+	// filesystems, writable layers), each 0700. Their parents cannot be listed (0711:
+	// the root of a user-namespaced container must pass through to its root filesystem)
+	// and the writable layers' is root's alone; also when an older berthd made them
+	// with wider modes.
+	for dir, mode := range map[string]os.FileMode{cfg.StateDir: 0o711, cfg.ContainerStateDir: 0o711, cfg.ContainerRWDir: 0o700} {
+		if err := restrictDir(dir, mode); err != nil {
 			return nil, fmt.Errorf("sandbox: %w", err)
 		}
 	}
@@ -302,13 +304,13 @@ func newID() string {
 }
 
 // podDir is the pod's volatile directory.
-// privateDir makes dir (and missing parents) mode 0700, and sets that mode on it if it
+// restrictDir makes dir (and missing parents) with mode, and sets that mode on it if it
 // already exists.
-func privateDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+func restrictDir(dir string, mode os.FileMode) error {
+	if err := os.MkdirAll(dir, mode); err != nil {
 		return err
 	}
-	return os.Chmod(dir, 0o700)
+	return os.Chmod(dir, mode)
 }
 
 func (s *Service) podDir(id string) string { return filepath.Join(s.cfg.StateDir, id) }

@@ -94,6 +94,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		CgroupDriver:    cfg.CgroupDriver,
 		RuntimeReady:    runtimeReady,
 		NetworkReady:    networkReady(netm),
+		SetPodCIDR:      netm.SetPodCIDR,
 		EffectiveConfig: keyed,
 	})
 

@@ -32,8 +32,12 @@ type Node struct {
 	installed bool
 }
 
-// Enabled reads the apparmor module's "enabled" parameter.
+// Enabled reports AppArmor on when securityfs shows it and the module's "enabled"
+// parameter says Y (the test runc itself makes).
 func (*Node) Enabled() bool {
+	if _, err := os.Stat("/sys/kernel/security/apparmor"); err != nil {
+		return false
+	}
 	data, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
 	return err == nil && strings.HasPrefix(string(data), "Y")
 }
@@ -59,7 +63,7 @@ func (n *Node) InstallDefault(name string) error {
 // request: the typed apparmor field, else the deprecated name form
 // ("runtime/default", "unconfined", "localhost/<name>").
 func Profile(h Host, sc *runtimeapi.LinuxContainerSecurityContext) (string, error) {
-	kind, name := request(sc)
+	kind, name, implicit := request(sc)
 	if !h.Enabled() {
 		if kind == runtimeapi.SecurityProfile_Localhost {
 			return "", errdefs.FailedPrecondition(fmt.Sprintf("AppArmor profile %q asked for, but AppArmor is not enabled on this node", name))
@@ -83,30 +87,35 @@ func Profile(h Host, sc *runtimeapi.LinuxContainerSecurityContext) (string, erro
 		return name, nil
 	}
 	if err := h.InstallDefault(DefaultProfile); err != nil {
+		if implicit {
+			// Nothing was asked for: a node without apparmor_parser still runs pods,
+			// as it did before berth applied a default.
+			return "", nil
+		}
 		return "", fmt.Errorf("load the default AppArmor profile %s: %w", DefaultProfile, err)
 	}
 	return DefaultProfile, nil
 }
 
-// request reads what the CRI asks for; no request at all is RuntimeDefault, except for
-// a privileged container, which runs unconfined unless it names a profile.
-func request(sc *runtimeapi.LinuxContainerSecurityContext) (runtimeapi.SecurityProfile_ProfileType, string) {
+// request reads what the CRI asks for; no request at all (implicit) is RuntimeDefault,
+// except for a privileged container, which runs unconfined unless it names a profile.
+func request(sc *runtimeapi.LinuxContainerSecurityContext) (kind runtimeapi.SecurityProfile_ProfileType, name string, implicit bool) {
 	if p := sc.GetApparmor(); p != nil {
-		return p.GetProfileType(), p.GetLocalhostRef()
+		return p.GetProfileType(), p.GetLocalhostRef(), false
 	}
 	//lint:ignore SA1019 older kubelets and crictl still send the name form
 	switch legacy := sc.GetApparmorProfile(); {
 	case legacy == "unconfined":
-		return runtimeapi.SecurityProfile_Unconfined, ""
+		return runtimeapi.SecurityProfile_Unconfined, "", false
 	case legacy == "runtime/default":
-		return runtimeapi.SecurityProfile_RuntimeDefault, ""
+		return runtimeapi.SecurityProfile_RuntimeDefault, "", false
 	case strings.HasPrefix(legacy, "localhost/"):
-		return runtimeapi.SecurityProfile_Localhost, strings.TrimPrefix(legacy, "localhost/")
+		return runtimeapi.SecurityProfile_Localhost, strings.TrimPrefix(legacy, "localhost/"), false
 	case legacy != "":
-		return runtimeapi.SecurityProfile_Localhost, legacy
+		return runtimeapi.SecurityProfile_Localhost, legacy, false
 	}
 	if sc.GetPrivileged() {
-		return runtimeapi.SecurityProfile_Unconfined, ""
+		return runtimeapi.SecurityProfile_Unconfined, "", true
 	}
-	return runtimeapi.SecurityProfile_RuntimeDefault, ""
+	return runtimeapi.SecurityProfile_RuntimeDefault, "", true
 }

@@ -32,6 +32,7 @@ func TestProfile(t *testing.T) {
 		return &runtimeapi.LinuxContainerSecurityContext{Apparmor: &runtimeapi.SecurityProfile{ProfileType: k, LocalhostRef: ref}}
 	}
 	legacy := func(name string) *runtimeapi.LinuxContainerSecurityContext {
+		//lint:ignore SA1019 older kubelets and crictl still send the name form
 		return &runtimeapi.LinuxContainerSecurityContext{ApparmorProfile: name}
 	}
 	const (
@@ -63,7 +64,8 @@ func TestProfile(t *testing.T) {
 		{name: "on: legacy localhost loaded", enabled: true, sc: legacy("localhost/mine"), want: "mine"},
 		{name: "on: localhost not loaded", enabled: true, sc: typed(local, "other"), wantErr: errdefs.ErrFailedPrecondition},
 		{name: "on: localhost without name", enabled: true, sc: typed(local, ""), wantErr: errdefs.ErrInvalidArgument},
-		{name: "on: default fails to load", enabled: true, installErr: errors.New("no apparmor_parser"), sc: nil, wantErr: errors.New("")},
+		{name: "on: default fails to load, nothing asked", enabled: true, installErr: errors.New("no apparmor_parser"), sc: nil},
+		{name: "on: default fails to load, asked for", enabled: true, installErr: errors.New("no apparmor_parser"), sc: typed(rd, ""), wantErr: errors.New("")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &fakeHost{enabled: tc.enabled, loaded: map[string]bool{"mine": true}, installErr: tc.installErr}

@@ -9,7 +9,8 @@
 // loaded once by github.com/moby/profiles/apparmor (Docker's default profile
 // under berth's name); a Localhost profile must already be loaded on the node
 // (kubelet's contract), and a missing one is FailedPrecondition rather than a
-// runc failure at start. Privileged containers without a request run
+// runc failure at start. When the default cannot be loaded (no apparmor_parser),
+// an explicit RuntimeDefault fails and no request runs unconfined, as before. Privileged containers without a request run
 // unconfined. The host is behind the Host interface so that the
 // AppArmor-enabled branch is unit-tested on nodes without AppArmor.
 package apparmor

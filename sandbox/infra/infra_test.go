@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"testing"
@@ -129,5 +130,31 @@ func TestStartStop(t *testing.T) {
 	}
 	if containers, cgroups := env.Leftovers(); len(containers)+len(cgroups) != 0 {
 		t.Fatalf("left behind: containers %v, cgroups %v", containers, cgroups)
+	}
+}
+
+func TestSpecUserAndSeccomp(t *testing.T) {
+	filter := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno}
+	for _, tc := range []struct {
+		name     string
+		opts     SpecOptions
+		wantUser specs.User
+	}{
+		{"defaults", SpecOptions{}, specs.User{UID: DefaultID, GID: DefaultID}},
+		{"pod's user and filter", SpecOptions{User: &specs.User{UID: 1000, GID: 2000, AdditionalGids: []uint32{3000}}, Seccomp: filter},
+			specs.User{UID: 1000, GID: 2000, AdditionalGids: []uint32{3000}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Spec(tc.opts)
+			if !reflect.DeepEqual(s.Process.User, tc.wantUser) {
+				t.Errorf("user = %+v, want %+v", s.Process.User, tc.wantUser)
+			}
+			if s.Linux.Seccomp != tc.opts.Seccomp {
+				t.Errorf("seccomp = %v, want %v", s.Linux.Seccomp, tc.opts.Seccomp)
+			}
+			if !s.Root.Readonly {
+				t.Error("the pause rootfs is writable")
+			}
+		})
 	}
 }

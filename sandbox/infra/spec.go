@@ -8,9 +8,10 @@ import (
 // that has everything it uses, so that every runc ≥ 1.0 takes it.
 const ociVersion = "1.0.2"
 
-// uid and gid of pause: nobody needs to own anything it touches (it touches nothing),
-// so it runs as the overflow ids, like the Kubernetes pause image.
-const pauseID = 65535
+// DefaultID is the uid and gid of pause when the pod names none: nobody needs to own
+// anything it touches (it touches nothing), so it runs as the overflow ids, like the
+// Kubernetes pause image.
+const DefaultID = 65535
 
 // SpecOptions are the pod-specific parts of the pause container's spec.
 type SpecOptions struct {
@@ -30,6 +31,11 @@ type SpecOptions struct {
 	CgroupsPath string
 	// OOMScoreAdj is pause's oom_score_adj, already clamped to what berthd may set.
 	OOMScoreAdj int
+	// User is who pause runs as, from the pod's security context; nil is the overflow
+	// ids (65535).
+	User *specs.User
+	// Seccomp is the pod's seccomp filter for pause; nil is none.
+	Seccomp *specs.LinuxSeccomp
 }
 
 // maskedPaths hide kernel interfaces under /proc (the set every runtime masks).
@@ -48,14 +54,12 @@ var readonlyPaths = []string{
 // pinned network, IPC and UTS namespaces (and user namespace) joined by path, the read-only pause rootfs with
 // /proc (runc needs it) and a tiny /dev, no capabilities at all, no new privileges, no
 // device access, an unprivileged user, and the standard masked and read-only paths.
-// Seccomp is left out: a process with no capabilities that only waits for signals gains
-// nothing from a filter, and loading one costs every pod start.
+// Seccomp is left out unless the pod's security context asks for a profile: a process
+// with no capabilities that only waits for signals gains little from a filter, and
+// loading one costs every pod start. The pod's run_as_user, run_as_group and
+// supplemental groups, when set, replace the overflow ids.
 func Spec(o SpecOptions) *specs.Spec {
 	adj := o.OOMScoreAdj
-	id := uint32(pauseID)
-	if o.UserNS != "" {
-		id = o.PauseID
-	}
 	ns := []specs.LinuxNamespace{
 		{Type: specs.PIDNamespace},
 		{Type: specs.MountNamespace},
@@ -68,10 +72,17 @@ func Spec(o SpecOptions) *specs.Spec {
 			ns = append(ns, specs.LinuxNamespace{Type: j.kind, Path: j.path})
 		}
 	}
+	user := specs.User{UID: DefaultID, GID: DefaultID}
+	if o.UserNS != "" {
+		user = specs.User{UID: o.PauseID, GID: o.PauseID}
+	}
+	if o.User != nil {
+		user = *o.User
+	}
 	return &specs.Spec{
 		Version: ociVersion,
 		Process: &specs.Process{
-			User:            specs.User{UID: id, GID: id},
+			User:            user,
 			Args:            append([]string(nil), o.Args...),
 			Cwd:             "/",
 			Capabilities:    &specs.LinuxCapabilities{},
@@ -89,6 +100,7 @@ func Spec(o SpecOptions) *specs.Spec {
 			Resources:     &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}},
 			MaskedPaths:   maskedPaths,
 			ReadonlyPaths: readonlyPaths,
+			Seccomp:       o.Seccomp,
 		},
 	}
 }

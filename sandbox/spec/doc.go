@@ -31,9 +31,10 @@
 //     linux.namespaces), WithCgroupsPath (linux.cgroupsPath);
 //  6. WithDevices (linux.devices and linux.resources.devices), then
 //     WithResources (the rest of linux.resources; it keeps device rules);
-//  7. WithMounts (the CRI's bind mounts, replacing a base mount at the same
-//     destination, and linux.rootfsPropagation; those with uid/gid mappings
-//     become idmapped mounts).
+//  7. WithMounts (the CRI's bind mounts with their mount_options, replacing a
+//     base mount at the same destination, and linux.rootfsPropagation; those
+//     with uid/gid mappings become idmapped mounts);
+//  8. WithAppArmorProfile (process.apparmorProfile; sandbox/apparmor picks it).
 //
 // WithUserNamespace (the user entry of linux.namespaces: a user-namespaced
 // pod's pinned namespace, whose maps the runtime reads) goes with 5.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,6 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/hack/testimages"
 )
 
 // mknodNull makes a character device with /dev/null's numbers (1, 3) at path.
@@ -154,27 +157,109 @@ func TestContainerMountSources(t *testing.T) {
 }
 
 // TestContainerPrivateDirs: the directories that hold a pod's and a container's files
-// (shm, bundle, root filesystem, writable layer) are root's alone.
+// (shm, bundle, root filesystem, writable layer) are root's alone, and their parents
+// cannot be listed by host users.
 func TestContainerPrivateDirs(t *testing.T) {
 	e := newCtrEnv(t)
 	id := e.run(t, ctrConfig("private", []string{"sleep", "1000"}))
 	e.removeAtEnd(t, id)
 	state := filepath.Join(e.d.dir, "state")
-	for _, dir := range []string{
-		filepath.Join(state, "pods"),
-		filepath.Join(state, "pods", e.pod),
-		filepath.Join(state, "containers"),
-		filepath.Join(state, "containers", id),
-		filepath.Join(e.d.root(), "rw"),
-		filepath.Join(e.d.root(), "rw", id),
+	for dir, forbidden := range map[string]os.FileMode{
+		filepath.Join(state, "pods"):           0o066,
+		filepath.Join(state, "pods", e.pod):    0o077,
+		filepath.Join(state, "containers"):     0o066,
+		filepath.Join(state, "containers", id): 0o077,
+		filepath.Join(e.d.root(), "rw"):        0o077,
+		filepath.Join(e.d.root(), "rw", id):    0o077,
 	} {
 		fi, err := os.Stat(dir)
 		if err != nil {
 			t.Errorf("%s: %v", dir, err)
 			continue
 		}
-		if mode := fi.Mode().Perm(); mode&0o077 != 0 {
+		if mode := fi.Mode().Perm(); mode&forbidden != 0 {
 			t.Errorf("%s has mode %04o: host users can reach container files", dir, mode)
 		}
+	}
+}
+
+// TestPauseSecurityContext: the pod's run_as_user, run_as_group and seccomp profile
+// reach its pause process.
+func TestPauseSecurityContext(t *testing.T) {
+	n := newTestNetwork(t)
+	d := startDaemon(t, daemonOptions{Config: n.toml()})
+	cfg := podConfig(t, "pause-security", func(c *runtimeapi.PodSandboxConfig) {
+		c.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{
+			RunAsUser:  &runtimeapi.Int64Value{Value: 1234},
+			RunAsGroup: &runtimeapi.Int64Value{Value: 5678},
+			Seccomp:    &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault},
+		}
+	})
+	id := d.runPod(t, cfg)
+	d.cleanupPods(t, id)
+	_, info := d.podStatus(t, id)
+	if info.Pid <= 0 {
+		t.Fatalf("no pause: %+v", info)
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", info.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"Uid": "1234", "Gid": "5678", "Seccomp": "2"}
+	for _, l := range strings.Split(string(data), "\n") {
+		k, v, _ := strings.Cut(l, ":")
+		if w, ok := want[k]; ok {
+			if f := strings.Fields(v); len(f) == 0 || f[0] != w {
+				t.Errorf("pause %s: %q, want %s", k, strings.TrimSpace(v), w)
+			}
+			delete(want, k)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("no %v in pause's status", want)
+	}
+}
+
+// TestPinnedImages: an image named in image.pinned_images is reported pinned, the
+// others not.
+func TestPinnedImages(t *testing.T) {
+	_, imgs := testCatalogue(t)
+	reg := serveRegistry(t, imgs...)
+	d := startDaemon(t, daemonOptions{Config: reg.MirrorTOML() + fmt.Sprintf("\n[image]\npinned_images = [%q]\n", testimages.PauseImage)})
+	d.pull(t, testimages.PauseImage)
+	d.pull(t, busyboxRef)
+	for ref, want := range map[string]bool{testimages.PauseImage: true, busyboxRef: false} {
+		if got := d.status(t, ref).GetPinned(); got != want {
+			t.Errorf("ImageStatus(%s).pinned = %v, want %v", ref, got, want)
+		}
+	}
+	for _, img := range d.list(t, "") {
+		want := slices.Contains(img.RepoTags, testimages.PauseImage)
+		if img.Pinned != want {
+			t.Errorf("ListImages: %v pinned %v, want %v", img.RepoTags, img.Pinned, want)
+		}
+	}
+}
+
+// TestContainerStopSignalReported: ContainerStatus names the signal StopContainer sends.
+func TestContainerStopSignalReported(t *testing.T) {
+	e := newCtrEnv(t)
+	for _, tc := range []struct {
+		name string
+		set  runtimeapi.Signal
+		want runtimeapi.Signal
+	}{
+		{"default", runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, runtimeapi.Signal_SIGNAL_SIGTERM},
+		{"from the config", runtimeapi.Signal_SIGNAL_SIGQUIT, runtimeapi.Signal_SIGNAL_SIGQUIT},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := e.create(t, ctrConfig("signal-"+strings.ToLower(tc.set.String()[7:]), []string{"sleep", "1000"}, func(c *runtimeapi.ContainerConfig) {
+				c.StopSignal = tc.set
+			}))
+			e.removeAtEnd(t, id)
+			if got := e.status(t, id).GetStopSignal(); got != tc.want {
+				t.Errorf("stop_signal = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
