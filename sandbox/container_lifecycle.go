@@ -215,7 +215,7 @@ func (s *Service) removeContainer(ctx context.Context, c *container) error {
 	var errs []error
 	if st.Runtime {
 		if h := s.handlerOf(c.meta.Handler); h.Runtime != nil {
-			if err := h.Runtime.Delete(ctx, id, true); err != nil {
+			if err := deleteExited(ctx, h.Runtime, id); err != nil {
 				errs = append(errs, err)
 			} else {
 				st.Runtime = false
@@ -260,6 +260,19 @@ func (s *Service) removeContainer(ctx context.Context, c *container) error {
 	s.emitContainerEvent(c, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
 	s.ctrNames.Release(c.key, id)
 	s.log.Debug("container removed", "id", id, "container", c.key)
+	return nil
+}
+
+// deleteExited deletes the runtime's container of a container whose exit is recorded.
+// A plain `delete` does all of it, and for a container that shares the pod's PID
+// namespace also kills what its init left in its cgroup. `delete --force` would do the
+// same at a fixed cost: runc (since 1.2) handles every forced delete as one of a live
+// container, sending SIGKILL and sleeping 100 ms before it looks whether the init is
+// gone. Force stays the fallback for a container the runtime still sees alive.
+func deleteExited(ctx context.Context, rt *runtime.Runtime, id string) error {
+	if err := rt.Delete(ctx, id, false); err != nil {
+		return rt.Delete(ctx, id, true)
+	}
 	return nil
 }
 
