@@ -217,11 +217,20 @@ func (s *Service) removeContainer(ctx context.Context, c *container) error {
 	if err := s.stopContainer(ctx, c, 0); err != nil {
 		return err
 	}
+	if c.watching.Load() {
+		// The exit watcher deletes the runtime's container after it records the exit
+		// (dropRuntime): let it finish rather than race it.
+		select {
+		case <-c.exited:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	st := c.status().ContainerStatus
 	var errs []error
 	if st.Runtime {
 		if h := s.handlerOf(c.meta.Handler); h.Runtime != nil {
-			if err := h.Runtime.Delete(ctx, id, true); err != nil {
+			if err := deleteExited(ctx, h.Runtime, id); err != nil {
 				errs = append(errs, err)
 			} else {
 				st.Runtime = false
@@ -272,6 +281,19 @@ func (s *Service) removeContainer(ctx context.Context, c *container) error {
 	return nil
 }
 
+// deleteExited deletes the runtime's container of a container whose exit is recorded.
+// A plain `delete` does all of it, and for a container that shares the pod's PID
+// namespace also kills what its init left in its cgroup. `delete --force` would do the
+// same at a fixed cost: runc (since 1.2) handles every forced delete as one of a live
+// container, sending SIGKILL and sleeping 100 ms before it looks whether the init is
+// gone. Force stays the fallback for a container the runtime still sees alive.
+func deleteExited(ctx context.Context, rt *runtime.Runtime, id string) error {
+	if err := rt.Delete(ctx, id, false); err != nil {
+		return rt.Delete(ctx, id, true)
+	}
+	return nil
+}
+
 // releaseImages drops the leases of the container's image and image volumes.
 func (s *Service) releaseImages(c *container) error {
 	errs := []error{s.cfg.Images.Release(c.meta.ID)}
@@ -281,8 +303,9 @@ func (s *Service) releaseImages(c *container) error {
 	return errors.Join(errs...)
 }
 
-// awaitExit waits for the container's monitor to report its exit and records it. It
-// runs once per container and berthd: from the create, or from recovery.
+// awaitExit waits for the container's monitor to report its exit, records it and
+// deletes the runtime's container. It runs once per container and berthd: from the
+// create, or from recovery.
 func (s *Service) awaitExit(ctx context.Context, c *container) {
 	defer close(c.exited)
 	// After the exit is recorded, before Stop returns: plugins see the stop, also
@@ -293,11 +316,19 @@ func (s *Service) awaitExit(ctx context.Context, c *container) {
 		reap = c.status().MonitorPid
 	}
 	exit, err := monitor.Wait(ctx, s.monitorOf(c.meta.ID), reap)
+	if s.recordExit(c, exit, err) {
+		s.dropRuntime(ctx, c)
+	}
+}
+
+// recordExit records the exit the monitor reported (or its absence, err) and emits
+// STOPPED; false if the exit was recorded already.
+func (s *Service) recordExit(c *container, exit monitor.Exit, err error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.status().ContainerStatus
 	if st.State == ContainerExited {
-		return
+		return false
 	}
 	st.State = ContainerExited
 	switch {
@@ -320,6 +351,37 @@ func (s *Service) awaitExit(ctx context.Context, c *container) {
 	// then Remove sees STOPPED published before DELETED.
 	s.emitContainerEvent(c, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
 	s.log.Debug("container exited", "id", c.meta.ID, "container", c.key, "code", st.ExitCode, "reason", st.Reason)
+	return true
+}
+
+// dropRuntimeTimeout bounds the runtime delete after an exit.
+const dropRuntimeTimeout = 30 * time.Second
+
+// dropRuntime deletes the runtime's container of a container that has just exited, as
+// containerd does on a task's exit: processes it left in a PID namespace shared with
+// the pod die now rather than at its removal, its cgroup goes, and RemoveContainer is
+// left with the rootfs and the records. A failure leaves Runtime set for
+// RemoveContainer to retry.
+func (s *Service) dropRuntime(ctx context.Context, c *container) {
+	h := s.handlerOf(c.meta.Handler)
+	if h.Runtime == nil || !c.status().Runtime {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, dropRuntimeTimeout)
+	defer cancel()
+	if err := deleteExited(ctx, h.Runtime, c.meta.ID); err != nil {
+		s.log.Warn("deleting an exited container from its runtime; RemoveContainer will retry",
+			"id", c.meta.ID, "error", err)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.status().ContainerStatus
+	st.Runtime = false
+	if err := s.recordContainerLocked(c, st); err != nil {
+		// Remove deletes again (a no-op for an absent container) and records anew.
+		s.log.Error("recording a container's runtime delete", "id", c.meta.ID, "error", err)
+	}
 }
 
 // nriStop tells the NRI plugins that c stopped, once per container.

@@ -20,9 +20,10 @@ package sandbox
 //	      │                                          ▼                            │ the process
 //	      │                          [exited] StartError, code 128                │ ends; its
 //	      │                                                                       │ monitor
-//	      │ Remove                     [exited] ◀─────────────────────────────────┘ records it
-//	      ▼                               │ RemoveContainer: runtime delete, rootfs, leases, record
-//	   (gone) ◀───────────────────────────┘
+//	      │ Remove                     [exited] ◀─────────────────────────────────┘ records it,
+//	      ▼                               │ RemoveContainer:                     then the exit
+//	   (gone) ◀───────────────────────────┘ rootfs, leases, record               watcher deletes
+//	                                                                             it from the runtime
 //
 // The OCI runtime knows nothing of a created container: CreateContainer costs a
 // lease, a mount, a few small files and the spawn of the container's monitor, which
@@ -31,6 +32,13 @@ package sandbox
 // not `create` then `start`), as containerd creates its task only at start. Stopping
 // a created container is a no-op; updating its resources rewrites its bundle;
 // removing it ends its waiting monitor.
+//
+// The exit watcher deletes an exited container from its OCI runtime (a plain
+// `delete`: runc sleeps 100 ms in every `delete --force`), as containerd does on a
+// task's exit: what the container left in a PID namespace shared with its pod dies
+// with it, its cgroup goes, and RemoveContainer, which waits for the watcher, is left
+// with the rootfs, the leases and the records (it deletes from the runtime itself only
+// when the watcher could not).
 //
 // A record whose status cannot be read is [unknown]: it is watched like a running one
 // (its monitor may still answer) and Remove releases whatever may exist of it.

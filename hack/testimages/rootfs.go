@@ -127,8 +127,13 @@ func BusyboxRootfs(busybox []byte, applets []string) []File {
 		Reg("etc/resolv.conf", 0o644, ""),
 		Reg("etc/nsswitch.conf", 0o644, "hosts: files dns\npasswd: files\ngroup: files\n"),
 	)
+	// The links carry their target's mode, as tar writes them: an unpacker that applies
+	// a hard link's header mode to the shared inode (containerd's does) would otherwise
+	// leave busybox 0644 and nothing in the image executable.
 	for _, l := range sortedKeys(links) {
-		files = append(files, Hardlink(l, "bin/busybox"))
+		link := Hardlink(l, "bin/busybox")
+		link.Mode = 0o755
+		files = append(files, link)
 	}
 	return files
 }

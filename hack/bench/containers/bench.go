@@ -28,6 +28,7 @@ type rows struct {
 	rawMount, rawRun, rawStop                *series
 	create, start, createStart, status, list *series
 	stop0, stopTerm, remove                  *series
+	critestStop, critestRemove               *series
 	mem                                      memReport
 }
 
@@ -37,8 +38,10 @@ func newRows() *rows {
 		rawStop: &series{Name: "raw runc kill+delete"},
 		create:  &series{Name: "create"}, start: &series{Name: "start"},
 		status: &series{Name: "container status"}, list: &series{Name: "list containers"},
-		stopTerm: &series{Name: "stop (SIGTERM exits, timeout 10)"},
-		remove:   &series{Name: "remove (stopped)"},
+		stopTerm:      &series{Name: "stop (SIGTERM exits, timeout 10)"},
+		remove:        &series{Name: "remove (stopped)"},
+		critestStop:   &series{Name: "critest shape: stop (timeout 60)"},
+		critestRemove: &series{Name: "critest shape: remove"},
 	}
 	r.createStart = &series{Name: "create+start", Base: r.rawRun}
 	r.stop0 = &series{Name: "stop (timeout 0)", Base: r.rawStop}
@@ -47,7 +50,7 @@ func newRows() *rows {
 
 func (r *rows) print(w io.Writer) {
 	benchstats.Table(w, []*series{r.rawMount, r.rawRun, r.rawStop, r.create, r.start, r.createStart,
-		r.status, r.list, r.stop0, r.stopTerm, r.remove})
+		r.status, r.list, r.stop0, r.stopTerm, r.remove, r.critestStop, r.critestRemove})
 	ratio := func(a, b time.Duration) string {
 		if b == 0 {
 			return "-"
@@ -80,7 +83,8 @@ type slot struct {
 
 // bench runs the three phases: up (per slot: pod, then the timed create, start,
 // status, list and the raw runc rows), memory (all n running), down (per slot: the
-// SIGTERM stop, then stop 0 and remove). A warm-up slot goes up and down first.
+// SIGTERM stop, then stop 0 and remove), then n samples of critest's shape. A warm-up
+// slot goes up and down first, and a warm-up sample of critest's shape.
 func (e *env) bench(n int, r *rows) error {
 	warm, err := e.up(-1, r)
 	if err != nil {
@@ -118,6 +122,11 @@ func (e *env) bench(n int, r *rows) error {
 			return err
 		}
 	}
+	for i := -1; i < n; i++ {
+		if err := e.critestShape(i, r); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -129,10 +138,10 @@ func (e *env) up(i int, r *rows) (slot, error) {
 		return s, err
 	}
 	var err error
-	if s.pod, err = e.runPod(i); err != nil {
+	if s.pod, err = e.runPod(i, e.sharedPID); err != nil {
 		return s, err
 	}
-	if s.ctr, err = e.container(i, s.pod, "sleep", []string{"sleep", "1000"}, r); err != nil {
+	if s.ctr, err = e.container(i, s.pod, "sleep", []string{"sleep", "1000"}, r, e.sharedPID); err != nil {
 		return s, err
 	}
 	_ = timed(i, r.status, func() error { _, _, err := e.pods.ContainerStatus(s.ctr, false); return err })
@@ -177,7 +186,7 @@ func (e *env) down(i int, s slot, r *rows) error {
 		return err
 	}
 	term, err := e.container(i, s.pod, "term",
-		[]string{"sh", "-c", `trap 'kill $!; exit 0' TERM; sleep 1000 & wait`}, nil)
+		[]string{"sh", "-c", `trap 'kill $!; exit 0' TERM; sleep 1000 & wait`}, nil, e.sharedPID)
 	if err != nil {
 		return err
 	}
@@ -207,12 +216,14 @@ func (e *env) down(i int, s slot, r *rows) error {
 	return errors.Join(e.pods.StopPod(bg, s.pod), e.pods.RemovePod(bg, s.pod))
 }
 
-func (e *env) runPod(i int) (string, error) {
+// runPod runs the pod of slot i; with sharedPID its containers share one PID namespace
+// and it has a pause.
+func (e *env) runPod(i int, sharedPID bool) (string, error) {
 	cfg := &runtimeapi.PodSandboxConfig{
 		Metadata: &runtimeapi.PodSandboxMetadata{Name: fmt.Sprintf("ctr-%d", i+1), Namespace: "bench", Uid: randHex(8)},
 		Hostname: "bench", Linux: &runtimeapi.LinuxPodSandboxConfig{},
 	}
-	if !e.sharedPID {
+	if !sharedPID {
 		cfg.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{
 			NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER},
 		}
@@ -221,15 +232,16 @@ func (e *env) runPod(i int) (string, error) {
 }
 
 // container creates and starts a busybox container running args in pod, timing
-// create, start and their sum into r unless r is nil.
-func (e *env) container(i int, pod, name string, args []string, r *rows) (string, error) {
+// create, start and their sum into r unless r is nil. sharedPID says what the pod's
+// PID namespace option is.
+func (e *env) container(i int, pod, name string, args []string, r *rows, sharedPID bool) (string, error) {
 	cfg := &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: name},
 		Image:    &runtimeapi.ImageSpec{Image: busyboxRef},
 		Args:     args,
 		Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
 			NamespaceOptions: &runtimeapi.NamespaceOption{Pid: map[bool]runtimeapi.NamespaceMode{
-				true: runtimeapi.NamespaceMode_POD, false: runtimeapi.NamespaceMode_CONTAINER}[e.sharedPID]},
+				true: runtimeapi.NamespaceMode_POD, false: runtimeapi.NamespaceMode_CONTAINER}[sharedPID]},
 		}},
 	}
 	if r == nil {

@@ -11,7 +11,7 @@
 // Each of the n slots is one pod with one busybox `sleep 1000` container (one pod per
 // container). By default the pods ask for a PID namespace per container, as kubelet
 // does by default, so that they have no pause process; with -shared-pid they share
-// one, and each pod has a pause. The run has three phases:
+// one, and each pod has a pause. The run has four phases:
 //
 //  1. up, per slot (the pod is made first, not timed):
 //
@@ -46,6 +46,18 @@
 //     record; its ratio is to raw runc kill+delete.
 //     remove (stopped)  RemoveContainer of the stopped sleep: runtime delete,
 //     rootfs unmount, directories, record, lease.
+//
+//  4. critest's shape, n samples (after a warm-up one), whatever -shared-pid says:
+//     what critest's container benchmark does per sample, in a pod of its own that
+//     shares its PID namespace (so its pause runs) with a busybox `top`:
+//
+//     critest shape: stop (timeout 60)
+//     StopContainer: top dies of the SIGTERM (it is not the namespace's init).
+//     critest shape: remove
+//     RemoveContainer of it. critest measured 121 ms here when berth deleted
+//     the runtime's container at remove with `runc delete --force`, in which
+//     runc (since 1.2) sleeps 100 ms; berth now deletes it, plainly, as the
+//     exit is recorded, which StopContainer waits for.
 //
 // A warm-up slot goes up and down first and is not recorded. The network is the
 // benchmark's own: a bridge bb<hex>, a /24 in 10.198.0.0/16, no masquerading. Records
