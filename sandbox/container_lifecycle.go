@@ -287,7 +287,7 @@ func (s *Service) removeContainer(ctx context.Context, c *container) error {
 // same at a fixed cost: runc (since 1.2) handles every forced delete as one of a live
 // container, sending SIGKILL and sleeping 100 ms before it looks whether the init is
 // gone. Force stays the fallback for a container the runtime still sees alive.
-func deleteExited(ctx context.Context, rt *runtime.Runtime, id string) error {
+func deleteExited(ctx context.Context, rt OCIRuntime, id string) error {
 	if err := rt.Delete(ctx, id, false); err != nil {
 		return rt.Delete(ctx, id, true)
 	}
