@@ -121,7 +121,14 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 	if !in.pod.opts.hostNetwork {
 		opts = append(opts, spec.WithHostname(in.pod.opts.hostname))
 	}
-	return spec.Build(opts...)
+	sp, err := spec.Build(opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := in.pod.opts.userns.checkMapped(sp.Process.User); err != nil {
+		return nil, err
+	}
+	return sp, nil
 }
 
 // containerNamespaces joins the pod's pinned namespaces (its user namespace too, when it
