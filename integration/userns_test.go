@@ -154,6 +154,22 @@ func TestUserNamespacePod(t *testing.T) {
 			t.Errorf("stats without memory or CPU: %v", resp.GetStats())
 		}
 	})
+	t.Run("pod without pause (PID namespace per container)", func(t *testing.T) {
+		e2 := *e
+		e2.podCfg = podConfig(t, "userns-nopause", func(c *runtimeapi.PodSandboxConfig) { c.LogDirectory = e.logDir },
+			withNamespaces(runtimeapi.NamespaceMode_POD, runtimeapi.NamespaceMode_CONTAINER, runtimeapi.NamespaceMode_POD), withUserns)
+		e2.pod = e.d.runPod(t, e2.podCfg)
+		defer e.d.removePod(t, e2.pod)
+		c := e2.run(t, ctrConfig("nopause", []string{"sleep", "1000"}, func(c *runtimeapi.ContainerConfig) {
+			c.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER}
+		}))
+		if got := strings.Join(strings.Fields(e2.exec(t, c, "cat", "/proc/self/uid_map")), " "); got != want {
+			t.Errorf("uid_map inside %q, want %q", got, want)
+		}
+		if got := e2.procField(t, c, "/proc/1/status", "Uid"); !strings.HasPrefix(got, "0\t") {
+			t.Errorf("pid 1 (the container's sleep) has uid %q inside", got)
+		}
+	})
 	top := t // the restarted berthd serves the subtests after this one too
 	t.Run("after a restart of berthd", func(t *testing.T) {
 		e.d.stop()

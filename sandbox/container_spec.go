@@ -132,6 +132,9 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := in.pod.opts.userns.checkMapped(sp.Process.User); err != nil {
+		return nil, err
+	}
 	// Last: a CDI spec's edits add to what the CRI asked for (device nodes and their
 	// cgroup rules after the deny-all, mounts, environment, hooks).
 	if err := s.cdi.Inject(sp, cdiDevices); err != nil {

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/internal/nspin"
 	"github.com/berth-runtime/berth/sandbox/cgroups"
 	"github.com/berth-runtime/berth/sandbox/runtime"
 )
@@ -281,5 +283,29 @@ func TestSearchableByOthers(t *testing.T) {
 	err := searchableByOthers(closed)
 	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), filepath.Dir(closed)) {
 		t.Errorf("closed: %v, want FailedPrecondition naming %s", err, filepath.Dir(closed))
+	}
+}
+
+func TestUsernsCheckMapped(t *testing.T) {
+	m := []nspin.IDMap{{HostID: 1000, Size: 65536}}
+	u := &podUserns{uids: m, gids: m}
+	for _, tc := range []struct {
+		user specs.User
+		ok   bool
+	}{
+		{specs.User{UID: 0, GID: 0}, true},
+		{specs.User{UID: 65535, GID: 65535, AdditionalGids: []uint32{1, 2}}, true},
+		{specs.User{UID: 65536, GID: 0}, false},
+		{specs.User{UID: 0, GID: 70000}, false},
+		{specs.User{UID: 0, GID: 0, AdditionalGids: []uint32{65536}}, false},
+	} {
+		err := u.checkMapped(tc.user)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, errdefs.ErrInvalidArgument)) {
+			t.Errorf("%+v: %v, want ok %v", tc.user, err, tc.ok)
+		}
+	}
+	var none *podUserns
+	if err := none.checkMapped(specs.User{UID: 1 << 31}); err != nil {
+		t.Errorf("without a user namespace: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -142,6 +143,23 @@ func searchableByOthers(paths ...string) error {
 			if dir == "/" || dir == "." {
 				break
 			}
+		}
+	}
+	return nil
+}
+
+// checkMapped refuses a container user the namespace does not map (runc could not
+// switch to it): its uid, gid and every supplementary group must lie in the maps.
+func (u *podUserns) checkMapped(user specs.User) error {
+	if u == nil {
+		return nil
+	}
+	if user.UID >= u.uids[0].Size {
+		return errdefs.InvalidArgument(fmt.Sprintf("uid %d is not mapped in the pod's user namespace (ids 0-%d)", user.UID, u.uids[0].Size-1))
+	}
+	for _, g := range append([]uint32{user.GID}, user.AdditionalGids...) {
+		if g >= u.gids[0].Size {
+			return errdefs.InvalidArgument(fmt.Sprintf("gid %d is not mapped in the pod's user namespace (ids 0-%d)", g, u.gids[0].Size-1))
 		}
 	}
 	return nil
