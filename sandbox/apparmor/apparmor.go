@@ -25,8 +25,8 @@ type Host interface {
 	InstallDefault(name string) error
 }
 
-// Node is this node's AppArmor; it loads the default profile at most once
-// per berthd (a failed load is retried on the next request).
+// Node is this node's AppArmor; it loads the default profile when it is not
+// loaded yet (a failed load is retried on the next request).
 type Node struct {
 	mu        sync.Mutex
 	installed bool
@@ -45,12 +45,15 @@ func (*Node) Enabled() bool {
 // Loaded looks the profile up in the kernel's list of loaded profiles.
 func (*Node) Loaded(name string) (bool, error) { return moby.IsLoaded(name) }
 
-// InstallDefault loads the default profile with apparmor_parser, once.
+// InstallDefault loads the default profile with apparmor_parser, once, and again if
+// someone unloaded it since.
 func (n *Node) InstallDefault(name string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.installed {
-		return nil
+		if ok, err := moby.IsLoaded(name); err == nil && ok {
+			return nil
+		}
 	}
 	if err := moby.InstallDefault(name); err != nil {
 		return err
