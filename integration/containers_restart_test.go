@@ -85,7 +85,10 @@ func TestContainersSurviveRestart(t *testing.T) {
 			break
 		}
 	}
-	if len(count) < 40 {
+	// More than 4 s passed at 10 lines a second at most; each line forks a sleep, which
+	// a loaded machine slows down, so only a clear stall fails (the gap check above is
+	// the one that proves no line was lost).
+	if len(count) < 20 {
 		t.Errorf("counter logged %d lines in more than 4 s", len(count))
 	}
 	e.d.stopPod(t, e.pod)
