@@ -359,9 +359,9 @@ const dropRuntimeTimeout = 30 * time.Second
 
 // dropRuntime deletes the runtime's container of a container that has just exited, as
 // containerd does on a task's exit: processes it left in a PID namespace shared with
-// the pod die now rather than at its removal, its cgroup goes, and RemoveContainer is
-// left with the rootfs and the records. A failure leaves Runtime set for
-// RemoveContainer to retry.
+// the pod die now rather than at its removal, its cgroup goes, its rootfs is unmounted,
+// and RemoveContainer is left with the writable layer, the leases and the records. A
+// failure leaves Runtime set for RemoveContainer to retry.
 func (s *Service) dropRuntime(ctx context.Context, c *container) {
 	h := s.handlerOf(c.meta.Handler)
 	if h.Runtime == nil || !c.status().Runtime {
@@ -375,12 +375,21 @@ func (s *Service) dropRuntime(ctx context.Context, c *container) {
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	st := c.status().ContainerStatus
 	st.Runtime = false
 	if err := s.recordContainerLocked(c, st); err != nil {
 		// Remove deletes again (a no-op for an absent container) and records anew.
 		s.log.Error("recording a container's runtime delete", "id", c.meta.ID, "error", err)
+	}
+	c.mu.Unlock()
+	// The root filesystem's mount too (Rootfs says "may be mounted"): nothing enters an
+	// exited container, and unmounting an overlay syncs its upper file system, the
+	// largest cost RemoveContainer had left. Its writable layer stays until then.
+	if st.Rootfs {
+		if err := rootfs.Unmount(s.rootfsOf(c.meta.ID)); err != nil {
+			s.log.Warn("unmounting an exited container's rootfs; RemoveContainer will retry",
+				"id", c.meta.ID, "error", err)
+		}
 	}
 }
 

@@ -36,9 +36,10 @@ package sandbox
 // The exit watcher deletes an exited container from its OCI runtime (a plain
 // `delete`: runc sleeps 100 ms in every `delete --force`), as containerd does on a
 // task's exit: what the container left in a PID namespace shared with its pod dies
-// with it, its cgroup goes, and RemoveContainer, which waits for the watcher, is left
-// with the rootfs, the leases and the records (it deletes from the runtime itself only
-// when the watcher could not).
+// with it, its cgroup goes, its rootfs is unmounted (an overlay's unmount syncs the
+// upper file system), and RemoveContainer, which waits for the watcher, is left with the
+// writable layer, the leases and the records (it deletes from the runtime and unmounts
+// itself only when the watcher could not).
 //
 // A record whose status cannot be read is [unknown]: it is watched like a running one
 // (its monitor may still answer) and Remove releases whatever may exist of it.

@@ -137,7 +137,7 @@ stop() {
 	wait "$pid" 2>/dev/null || true
 }
 
-cri() { "$crictl" --runtime-endpoint "unix://$daemon_sock" --image-endpoint "unix://$daemon_sock" "$@"; }
+cri() { "$crictl" --config /dev/null --runtime-endpoint "unix://$daemon_sock" --image-endpoint "unix://$daemon_sock" "$@"; }
 
 # processes_under DIR: pids whose command line or working directory is under DIR (the
 # shims, monitors and runc processes of this run; containerd's shims run in their

@@ -37,7 +37,7 @@ image=${DENSITY_IMAGE:-registry.k8s.io/e2e-test-images/busybox:1.29-2}
 cgparent=${DENSITY_CGROUP_PARENT:-/berth-density-$$}
 
 log() { printf 'density.sh (%s): %s\n' "$kind" "$*" >&2; }
-cri() { "$CRICTL" --runtime-endpoint "$endpoint" --image-endpoint "$endpoint" "$@"; }
+cri() { "$CRICTL" --config /dev/null --runtime-endpoint "$endpoint" --image-endpoint "$endpoint" "$@"; }
 # smaps PID: "RSS PSS" in kB.
 smaps() {
 	awk '$1 == "Rss:" {r = $2} $1 == "Pss:" {p = $2} END {if (r == "") exit 1; print r, p}' "/proc/$1/smaps_rollup"
