@@ -196,8 +196,7 @@ spawn controller_manager "$k8s_bin/kube-controller-manager" \
 	--bind-address 127.0.0.1 --secure-port "$(free_port)" --leader-elect=false \
 	--cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
 	--root-ca-file "$pki/ca.crt" --service-account-private-key-file "$pki/sa.key" \
-	--use-service-account-credentials --service-cluster-ip-range "$service_net.0/24" \
-	--controllers '*,-nodeipam,-cloud-node-lifecycle' --v 1
+	--use-service-account-credentials --service-cluster-ip-range "$service_net.0/24" --v 1
 spawn scheduler "$k8s_bin/kube-scheduler" --kubeconfig "$run/scheduler.kubeconfig" \
 	--authentication-kubeconfig "$run/scheduler.kubeconfig" \
 	--authorization-kubeconfig "$run/scheduler.kubeconfig" \
