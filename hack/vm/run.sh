@@ -134,7 +134,7 @@ elapsed=$(($(date +%s) - started))
 
 rm -rf "$out"
 mkdir -p "$out"
-for f in console.log qemu.log log boot rc systemd-analyze; do
+for f in console.log qemu.log log boot rc; do
 	[ -f "$run/$f" ] && cp "$run/$f" "$out/$f"
 done
 cp -a "$run/artifacts" "$out/" 2>/dev/null || true
