@@ -188,6 +188,11 @@ teardown_checks() {
 	check "teardown: no kubelet symlink left in /var/log/containers" eventually 60 no_log_links_left
 	stop "$kubelet_pid" kubelet
 	kubelet_pid=""
+	# kubelet bind-mounts its --root-dir onto itself (to make it rshared) and never
+	# undoes it: that one mount is the lane's to remove; any other would be a leak.
+	if mountpoint -q "$tmp/kubelet"; then
+		umount "$tmp/kubelet" || log "cannot unmount kubelet's root dir"
+	fi
 	check "teardown: no process left in the lane's cgroups" no_processes_in_cgroot
 	check "teardown: no mount left under the run directory" no_mounts_left
 	check "teardown: kubelet made no iptables chain" no_iptables_from_kubelet
