@@ -40,7 +40,7 @@ start=$(date +%s)
 k8s_bin=$("$repo/hack/k8s/build.sh" --bin-dir)
 own="$repo/_output/bin"
 mkdir -p "$own" "$(dirname "$cluster_env")"
-cri_version=$(awk '$1 == "sigs.k8s.io/cri-tools" {print $2; exit}' "$repo/hack/tools/go.mod")
+cri_version=$(awk '{for (i = 1; i < NF; i++) if ($i == "sigs.k8s.io/cri-tools") {print $(i + 1); exit}}' "$repo/hack/tools/go.mod")
 crictl="$repo/hack/.cache/bin/crictl-$cri_version"
 if [ ! -x "$crictl" ]; then
 	log "building crictl $cri_version"

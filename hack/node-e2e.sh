@@ -91,7 +91,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-cri_version=$(awk '$1 == "sigs.k8s.io/cri-tools" {print $2; exit}' "$repo/hack/tools/go.mod")
+cri_version=$(awk '{for (i = 1; i < NF; i++) if ($i == "sigs.k8s.io/cri-tools") {print $(i + 1); exit}}' "$repo/hack/tools/go.mod")
 crictl="$repo/hack/.cache/bin/crictl-$cri_version"
 if [ ! -x "$crictl" ]; then
 	mkdir -p "$(dirname "$crictl")"
