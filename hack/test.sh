@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test berth has, as CI does: format, vet, unit and integration tests with the
-# race detector, short fuzzing of every parser and the unpacker, then critest against a
-# real berthd. Installs what is missing first. Needs root (runc, mounts, namespaces).
+# race detector, short fuzzing of every parser and the unpacker, a one-node Kubernetes
+# cluster on berthd checked with kubectl, then critest against a real berthd. Installs what is missing first. Needs root (runc, mounts, namespaces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh
@@ -32,6 +32,12 @@ for target in $(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirnam
 		go test -run='^$' -fuzz="^$fn\$" -fuzztime="$FUZZTIME" "$target"
 	done
 done
+
+step "one-node cluster (hack/cluster-e2e.sh)"
+# kubectl checks against etcd, the control plane, kube-proxy and a kubelet on a private
+# berthd: ~2.5 minutes with the Kubernetes binaries cached in hack/.cache/k8s; a cold
+# machine first builds them (hack/k8s/build.sh: ~20 minutes on 2 idle cores).
+hack/cluster-e2e.sh
 
 step "critest"
 critest_out=$(mktemp)
