@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test berth has, as CI does: format, vet, unit and integration tests with the
 # race detector, short fuzzing of every parser and the unpacker, a one-node Kubernetes
-# cluster on berthd checked with kubectl, then critest against a real berthd. Installs what is missing first. Needs root (runc, mounts, namespaces).
+# cluster on berthd checked with kubectl, then critest against a real berthd. Installs
+# what is missing first. Needs root (runc, mounts, namespaces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh
