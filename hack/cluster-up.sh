@@ -144,7 +144,7 @@ echo 1 >/proc/sys/net/ipv4/ip_forward
 mkdir -p "$run/net.d"
 cat >"$run/net.d/10-berth-cluster.conflist" <<EOF
 {"cniVersion": "1.0.0", "name": "berth-cluster", "plugins": [
-  {"type": "bridge", "bridge": "$bridge", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+  {"type": "bridge", "bridge": "$bridge", "isGateway": true, "isDefaultGateway": true, "ipMasq": false, "hairpinMode": true,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "$pod_net.0/24", "gateway": "$node_ip"}]],
             "dataDir": "$run/ipam"}},
   {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true},

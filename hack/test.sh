@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test berth has, as CI does: format, vet, unit and integration tests with the
 # race detector, short fuzzing of every parser and the unpacker, a real kubelet's static
-# pods on berthd (lane 1), then critest against a real berthd. Installs what is missing
-# first. Needs root (runc, mounts, namespaces).
+# pods on berthd (lane 1), a one-node Kubernetes cluster on berthd checked with kubectl
+# (lane 2), then critest against a real berthd. Installs what is missing first. Needs root
+# (runc, mounts, namespaces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh
@@ -59,6 +60,12 @@ step "kubelet lane 1 (hack/kubelet-e2e.sh: a real kubelet, static pods, on berth
 # Builds kubelet with hack/k8s/build.sh into the machine-wide cache when it is missing
 # (20-40 minutes cold; a cached kubelet costs nothing); the lane itself takes ~3 minutes.
 hack/kubelet-e2e.sh
+
+step "one-node cluster (hack/cluster-e2e.sh)"
+# kubectl checks against etcd, the control plane, kube-proxy and a kubelet on a private
+# berthd: ~2.5 minutes with the Kubernetes binaries cached in hack/.cache/k8s; a cold
+# machine first builds them (hack/k8s/build.sh: ~20 minutes on 2 idle cores).
+hack/cluster-e2e.sh
 
 step "critest"
 critest_out=$(mktemp)
