@@ -54,9 +54,15 @@ deployment_rolls_update() {
 	local out i images
 	k set image deployment/web "nginx=$httpd" >/dev/null &&
 		k rollout status deployment/web --timeout 120s || return 1
-	images=$(k get pods -l app=web -o jsonpath='{range .items[*]}{.spec.containers[0].image}{" "}{.status.phase}{"\n"}{end}')
+	# rollout status returns once the old replicas are terminated; their pod objects go a
+	# moment later, when kubelet has stopped their sandboxes and finalized them.
+	for ((i = 0; i < 60; i++)); do
+		images=$(k get pods -l app=web -o jsonpath='{range .items[*]}{.spec.containers[0].image}{" "}{.status.phase}{"\n"}{end}')
+		grep -q "$nginx" <<<"$images" || break
+		sleep 1
+	done
 	if grep -q "$nginx" <<<"$images"; then
-		echo "old pods left: $images"
+		echo "old pods left after 60 s: $images"
 		return 1
 	fi
 	for ((i = 0; i < 30; i++)); do
