@@ -168,6 +168,30 @@ remove_portmap_chains() {
 	done
 }
 
+# kubelet makes its canary chains (and the iptables-mode hint) in every table it
+# watches, whatever makeIPTablesUtilChains says; those the lane's kubelet made go with it.
+kubelet_chains="KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT"
+kubelet_chains_preexisting=""
+for ipt in iptables ip6tables; do
+	for t in filter nat mangle; do
+		for c in $kubelet_chains; do
+			"$ipt" -w -t "$t" -S "$c" >/dev/null 2>&1 && kubelet_chains_preexisting+=" $ipt/$t/$c"
+		done
+	done
+done
+remove_kubelet_chains() {
+	local ipt t c
+	for ipt in iptables ip6tables; do
+		for t in filter nat mangle; do
+			for c in $kubelet_chains; do
+				[[ " $kubelet_chains_preexisting " == *" $ipt/$t/$c "* ]] && continue
+				"$ipt" -w -t "$t" -S "$c" >/dev/null 2>&1 || continue
+				"$ipt" -w -t "$t" -F "$c" && "$ipt" -w -t "$t" -X "$c" || log "cannot remove chain $ipt $t $c"
+			done
+		done
+	done
+}
+
 cleanup() {
 	local rc=$? m
 	set +e
@@ -183,6 +207,7 @@ cleanup() {
 	[ -n "${bridge:-}" ] && ip link show "$bridge" >/dev/null 2>&1 && { ip link del "$bridge" || log "cannot delete bridge $bridge"; }
 	[ -n "${ip_forward:-}" ] && echo "$ip_forward" >/proc/sys/net/ipv4/ip_forward
 	remove_portmap_chains
+	remove_kubelet_chains
 	remove_cgroot
 	remove_container_log_links
 	restore_sysctls
