@@ -71,6 +71,9 @@ type call struct {
 	stdin, stdout, stderr *os.File
 	// passStdio is set for run and create; other calls capture stdout and stderr.
 	passStdio bool
+	// tree: the end of ctx kills the runtime with all its descendants, and reaps what
+	// berthd inherits of them (procTree).
+	tree bool
 	// scratch is a directory for this call's log and any file an argument names; run
 	// makes (and removes) one when it is empty.
 	scratch string
@@ -84,7 +87,7 @@ const waitDelay = 2 * time.Second
 const maxMessage = 4096
 
 // run executes c and returns the runtime's stdout. The runtime is killed (SIGKILL, it
-// alone: not the container) when ctx ends first.
+// alone, or with c.tree its descendants: not the container) when ctx ends first.
 func (r *Runtime) run(ctx context.Context, c call) ([]byte, error) {
 	if err := os.MkdirAll(r.Root, 0o711); err != nil {
 		return nil, r.fail(ctx, c, "", err)
@@ -104,6 +107,15 @@ func (r *Runtime) run(ctx context.Context, c call) ([]byte, error) {
 	}
 	cmd := exec.CommandContext(ctx, r.Path, append(args, c.args...)...)
 	cmd.WaitDelay = waitDelay
+	var tree *procTree
+	if c.tree {
+		tree = &procTree{}
+		// Called while the runtime is not yet reaped (Wait waits for it to return).
+		cmd.Cancel = func() error {
+			tree.kill(cmd.Process)
+			return nil
+		}
+	}
 	var stdout, stderr bytes.Buffer
 	if c.passStdio {
 		// Only non-nil files: a nil *os.File in an io.Reader is not a nil interface, and
@@ -122,6 +134,7 @@ func (r *Runtime) run(ctx context.Context, c call) ([]byte, error) {
 	}
 	start := time.Now()
 	err := cmd.Run()
+	tree.reap()
 	r.logger().Debug("oci runtime call", "runtime", r.Name, "op", c.op, "id", c.id,
 		"duration", time.Since(start), "error", err)
 	if err != nil {

@@ -32,7 +32,8 @@ func childSubreaper() bool {
 // exits, whatever background child still holds its output. (Without --detach, runc
 // 1.1 reports nothing before every holder of the output has closed it.) The output is
 // then read for at most drainTimeout more. When ctx ends first, the process is killed
-// through a pidfd (it is our unreaped child: the pid cannot have been reused).
+// through a pidfd (it is our unreaped child: the pid cannot have been reused), once
+// the runtime has started it: killing the runtime half-way would orphan the process.
 func (r *Runtime) execDetached(ctx context.Context, c call, o ExecOptions) (int32, error) {
 	var closers []io.Closer
 	defer func() {
@@ -67,7 +68,13 @@ func (r *Runtime) execDetached(ctx context.Context, c call, o ExecOptions) (int3
 	pidFile := filepath.Join(c.scratch, "pid")
 	c.args = append([]string{"exec", "--detach", "--pid-file=" + pidFile, "--", c.id}, o.Args...)
 	c.passStdio = true
-	_, err = r.run(ctx, c)
+	// The end of ctx does not cut the start short (execStartLimit): the runtime exits
+	// as soon as the process runs, and then the process is killed below, by its pid.
+	// Only a runtime stuck past the limit is killed, with whatever it started.
+	startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), execStartLimit)
+	defer cancel()
+	c.tree = true
+	_, err = r.run(startCtx, c)
 	// The process has its own copies now; ours would keep the pipes from ending.
 	_ = outW.Close()
 	_ = errW.Close()
@@ -75,8 +82,16 @@ func (r *Runtime) execDetached(ctx context.Context, c call, o ExecOptions) (int3
 		_ = c.stdin.Close()
 	}
 	if err != nil {
+		if pid, perr := readPidFile(pidFile); perr == nil {
+			killChild(pid) // started, and orphaned to us when the runtime was killed
+		}
 		var e *Error
-		if errors.As(err, &e) && e.Class == nil && ctx.Err() == nil {
+		switch {
+		case !errors.As(err, &e):
+			return -1, err
+		case ctx.Err() != nil:
+			return -1, r.fail(ctx, c, e.Message, err)
+		case e.Class == nil && startCtx.Err() == nil:
 			return -1, r.execFailed(ctx, c, e.Message, e.Err)
 		}
 		return -1, err

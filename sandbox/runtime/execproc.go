@@ -25,14 +25,10 @@ type ExecOptions struct {
 	Tty            bool // --tty (then all output arrives on Stdout)
 }
 
-// How long, once ctx has ended, Exec waits for the runtime to write the pid file of a
-// process it may be starting (exec'ing takes milliseconds; a runtime slower than this
-// is stuck before the exec and is killed), and then for the runtime to exit by itself
-// after the process is killed.
-const (
-	execPidWait  = 2 * time.Second
-	execExitWait = 2 * time.Second
-)
+// How long, once the process is killed, Exec waits for the runtime to exit by itself.
+// (Once ctx has ended, Exec waits up to execStartLimit for the runtime to write the
+// pid file of a process it may be starting: under emulation that can take seconds.)
+const execExitWait = 2 * time.Second
 
 // Exec runs a process in running container id (`exec --pid-file=... [--tty] -- id
 // args...`), with the container's own process settings (user, env, cwd,
@@ -130,8 +126,9 @@ wait:
 			break wait
 		case <-ctx.Done():
 			cancelled = true
-			_ = killExec(cmd.Process, pidFile)
+			tree := killExec(cmd.Process, pidFile)
 			err = <-waitc
+			tree.reap()
 			break wait
 		case <-exited:
 			// Without a terminal, runc 1.1 copies the process's output through pipes
@@ -243,11 +240,14 @@ func logFailure(logPath string) string {
 
 // killExec ends an exec whose context has ended: first the process, by the pid the
 // runtime wrote, while the runtime is alive (it is the process's parent and has not
-// reaped it, so the pid cannot have been reused), then the runtime itself, which
-// normally exits by itself once it has reaped the killed process.
-func killExec(runtime *os.Process, pidFile string) error {
+// reaped it, so the pid cannot have been reused), then the runtime, which normally
+// exits by itself once it has reaped the killed process. A runtime that writes no pid
+// file within execStartLimit, or does not exit, is stuck: it is killed with all it
+// started, which the caller reaps (the procTree returned) once it has reaped the
+// runtime.
+func killExec(runtime *os.Process, pidFile string) *procTree {
 	gone := func() bool { return errors.Is(runtime.Signal(syscall.Signal(0)), os.ErrProcessDone) }
-	deadline := time.Now().Add(execPidWait)
+	deadline := time.Now().Add(execStartLimit)
 	for {
 		if pid, err := readPidFile(pidFile); err == nil {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -264,10 +264,12 @@ func killExec(runtime *os.Process, pidFile string) error {
 	for !gone() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := runtime.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
+	if gone() {
+		return nil
 	}
-	return nil
+	tree := &procTree{}
+	tree.kill(runtime)
+	return tree
 }
 
 // openPty opens a new pseudo-terminal pair.

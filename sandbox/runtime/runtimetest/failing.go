@@ -20,6 +20,10 @@ const (
 	// ModeHangAfter: the subcommand runs for real, then hangs: a runtime that did its
 	// work and got stuck, which only the caller's context can end.
 	ModeHangAfter = "hang-after"
+	// ModeSlowAfter: the subcommand runs for real, then takes 2 s more (BERTH_SLOW_SECONDS
+	// when set) before it exits with the runtime's status: a runtime on a slow machine,
+	// whose work is done well before it returns.
+	ModeSlowAfter = "slow-after"
 )
 
 // InjectedMessage is the error the wrapper reports, followed by the subcommand.
@@ -28,7 +32,8 @@ const InjectedMessage = "injected failure:"
 // FailingRuntime writes a shell script in a test temporary directory that stands in for
 // the OCI runtime at realPath: every call passes through to it, except the calls of
 // subcommand (e.g. "create", "run", "start", "kill", "delete", "state", "update"),
-// which fail or hang as mode says (ModeFail, ModeHang, ModeFailAfter, ModeHangAfter).
+// which fail, hang or dawdle as mode says (ModeFail, ModeHang, ModeFailAfter,
+// ModeHangAfter, ModeSlowAfter).
 // It returns the script's path, to use as a Runtime's Path or as a runtime's path in
 // berthd's configuration: no code change is needed to inject the failure.
 //
@@ -42,7 +47,7 @@ const InjectedMessage = "injected failure:"
 func FailingRuntime(t testing.TB, realPath, subcommand, mode string) string {
 	t.Helper()
 	switch mode {
-	case ModeFail, ModeHang, ModeFailAfter, ModeHangAfter:
+	case ModeFail, ModeHang, ModeFailAfter, ModeHangAfter, ModeSlowAfter:
 	default:
 		t.Fatalf("runtimetest: unknown failure mode %q", mode)
 	}
@@ -92,6 +97,12 @@ fail) fail ;;
 hang) exec sleep 3600 ;;
 fail-after) "$real" "$@"; fail ;;
 hang-after) "$real" "$@"; exec sleep 3600 ;;
+slow-after)
+	"$real" "$@"
+	rc=$?
+	sleep "${BERTH_SLOW_SECONDS:-2}"
+	exit $rc
+	;;
 esac
 echo "unknown failure mode $mode" >&2
 exit 2

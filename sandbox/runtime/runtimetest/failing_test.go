@@ -33,6 +33,7 @@ func TestFailingRuntime(t *testing.T) {
 		{name: "fail after", sub: "kill", mode: ModeFailAfter, args: []string{"kill", "x", "9"}, wantOut: "real kill x 9", wantLog: true},
 		{name: "hang", sub: "start", mode: ModeHang, args: []string{"start", "x"}, hangs: true},
 		{name: "hang after", sub: "start", mode: ModeHangAfter, args: []string{"start", "x"}, wantOut: "real start x", hangs: true},
+		{name: "slow after", sub: "start", mode: ModeSlowAfter, args: []string{"start", "x"}, env: []string{"BERTH_SLOW_SECONDS=0.1"}, wantOut: "real start x"},
 		{name: "env overrides subcommand", sub: "create", mode: ModeFail, args: []string{"delete", "x"}, env: []string{"BERTH_FAIL_ON=delete"}, wantLog: true},
 		{name: "env overrides mode", sub: "delete", mode: ModeFail, args: []string{"delete", "x"}, env: []string{"BERTH_FAIL_MODE=fail-after"}, wantOut: "real delete x", wantLog: true},
 		{name: "option values are not subcommands", sub: "json", mode: ModeFail, args: []string{"--log-format=json", "list"}, wantOut: "real --log-format=json list"},
