@@ -3,11 +3,14 @@ package infra
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -157,4 +160,70 @@ func TestSpecUserAndSeccomp(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStopReapsOrphans: a process of the pod's PID namespace left an orphan to berthd
+// (an exec'd process whose runtime was killed) dies with pause but stays a zombie
+// nobody else reaps; pause, the namespace's init, cannot exit before it is reaped.
+// Stop reaps it and ends at once instead of failing "still running 10s after SIGKILL".
+func TestStopReapsOrphans(t *testing.T) {
+	nsenter, err := exec.LookPath("nsenter")
+	if err != nil {
+		t.Skip("no nsenter")
+	}
+	env := runtimetest.NewEnv(t, "runc")
+	rootfs, err := pause.Rootfs(filepath.Join(t.TempDir(), "pause"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &runtime.Runtime{Name: "runc", Path: env.Runtime, Root: env.Root}
+	ctx := context.Background()
+	const id = "infra-orphan"
+	spec := Spec(SpecOptions{Rootfs: rootfs, Args: pause.Args(), CgroupsPath: env.CgroupsPath(id)})
+	p, err := Start(ctx, rt, id, filepath.Join(t.TempDir(), "bundle"), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// nsenter forks sleep into pause's PID namespace; killed, it leaves sleep to us.
+	cmd := exec.Command(nsenter, "--target", strconv.Itoa(p.PID), "--pid", "--", "sleep", "1000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var orphan int
+	for deadline := time.Now().Add(10 * time.Second); orphan == 0 && time.Now().Before(deadline); {
+		orphan = childOf(cmd.Process.Pid)
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if orphan == 0 {
+		t.Fatal("nsenter started no child")
+	}
+	start := time.Now()
+	if err := Stop(ctx, rt, id, p); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Stop took %v", took)
+	}
+	if _, err := os.Stat("/proc/" + strconv.Itoa(orphan)); !os.IsNotExist(err) {
+		t.Errorf("orphan %d still in the process table: %v", orphan, err)
+	}
+}
+
+// childOf is a child of pid, 0 when it has none.
+func childOf(pid int) int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			child, _ := strconv.Atoi(e.Name())
+			return child
+		}
+	}
+	return 0
 }

@@ -194,10 +194,16 @@ func (p *Process) kill(ctx context.Context) error {
 	if p.pidfd < 0 {
 		return nil
 	}
+	// The pod's PID namespace, read while the pidfd shows pause alive (then the pid
+	// names it), and never berthd's own: its orphans are reaped while pause dies.
+	ns, nsOK := pidNamespaceOf(p.PID)
+	if own, ok := pidNamespaceOf(os.Getpid()); !ok || own == ns || !p.running() {
+		nsOK = false
+	}
 	if err := unix.PidfdSendSignal(p.pidfd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("kill: %w", err)
 	}
-	if err := p.waitExit(ctx); err != nil {
+	if err := p.waitExit(ctx, ns, nsOK); err != nil {
 		return err
 	}
 	var ws unix.WaitStatus
@@ -205,17 +211,30 @@ func (p *Process) kill(ctx context.Context) error {
 	return nil
 }
 
-// waitExit polls the pidfd until the process has exited. p.mu must be held.
-func (p *Process) waitExit(ctx context.Context) error {
+// running reports whether the process has not exited. p.mu must be held.
+func (p *Process) running() bool {
+	fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n == 0
+}
+
+// waitExit polls the pidfd until the process has exited. A PID namespace's init
+// exits only once every other process of the namespace is reaped: with reap, the
+// zombies of namespace ns that are berthd's children are reaped meanwhile. p.mu must
+// be held.
+func (p *Process) waitExit(ctx context.Context, ns pidNS, reap bool) error {
 	deadline := time.Now().Add(exitWait)
 	fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
-	for {
+	for i := 0; ; i++ {
 		n, err := unix.Poll(fds, 20)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			return fmt.Errorf("poll pidfd: %w", err)
 		}
 		if n > 0 {
 			return nil
+		}
+		if reap && i%10 == 5 { // after 100 ms, then every 200 ms
+			reapOrphansIn(ns)
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
