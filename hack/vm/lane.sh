@@ -7,6 +7,7 @@
 #   hack/vm/lane.sh                 the lane (pods, containers, OOM, stats, metrics, sysctls)
 #   VM_LANE_FOCUS=REGEXP hack/vm/lane.sh   another critest focus ('' runs the whole critest)
 #   VM_LANE_DRIVER=cgroupfs hack/vm/lane.sh   the cgroupfs driver on cgroup v2 instead
+#   VM_LANE_SKIP_CRITEST=1, VM_LANE_SKIP_CHECKS=1, VM_LANE_SKIP_KUBELET=1   leave a part out
 #
 # Builds berthd and the test tools on the host (Go is not in the guest) into
 # _output/vm/bin, which the guest sees through run.sh's read-only share of the checkout.
@@ -75,6 +76,21 @@ if [ -z "$runc" ]; then
 fi
 cp -f "$runc" "$bin/runc"
 
+# kubelet for hack/vm/kubelet-checks.sh: hack/k8s/build.sh's (machine-wide cache; a cold
+# build takes 20-40 minutes, as for kubelet lane 1), or KUBELET. The guest runs it from
+# the share, linked here when the cache is on the same filesystem.
+if [ "${VM_LANE_DRIVER:-systemd}" = systemd ] && [ -z "${VM_LANE_SKIP_KUBELET:-}" ]; then
+	kubelet="${KUBELET:-}"
+	if [ -z "$kubelet" ]; then
+		hack/k8s/build.sh kubelet
+		kubelet="$(hack/k8s/build.sh --bin-dir)/kubelet"
+	fi
+	[ -x "$kubelet" ] || { log "no kubelet at $kubelet"; exit 1; }
+	mkdir -p "$stage/k8s"
+	rm -f "$stage/k8s/kubelet"
+	ln "$kubelet" "$stage/k8s/kubelet" 2>/dev/null || cp "$kubelet" "$stage/k8s/kubelet"
+fi
+
 # The test images: the static busybox and the helpers testregistry compiles with gcc
 # (the guest has no compiler), built once on the host and copied into the share.
 "$bin/testregistry" -list >/dev/null
@@ -92,6 +108,9 @@ guest_env="$stage/lane.env"
 	if [ -n "${VM_LANE_FOCUS+x}" ]; then
 		printf 'VM_LANE_FOCUS=%q\n' "$VM_LANE_FOCUS"
 	fi
+	for v in VM_LANE_SKIP_CRITEST VM_LANE_SKIP_CHECKS VM_LANE_SKIP_KUBELET; do
+		printf '%s=%q\n' "$v" "${!v:-}"
+	done
 } >"$guest_env"
 rc=0
 hack/vm/run.sh hack/vm/lane-guest.sh || rc=$?

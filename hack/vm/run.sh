@@ -12,6 +12,10 @@
 # _output/vm/<script name>), and run.sh exits with the script's status; 124 when the
 # hard timeout hit (qemu is killed by its PID), 125 when the guest never ran the script.
 #
+# A guest that has not reached the script VM_BOOT_TIMEOUT seconds (default 420) after
+# power-on fails the run at once (125), loudly: a machine that cannot boot the guest,
+# neither under KVM nor TCG, fails the lane rather than skipping it.
+#
 # Knobs: VM_TIMEOUT (seconds, default 1800), VM_MEMORY (MiB, default 2048), VM_CPUS
 # (default 2), VM_ACCEL (kvm, tcg or auto: KVM when a 20 s probe boots, else TCG; the
 # probe's verdict is kept in /run/berth-vm until the host reboots), VM_OUT.
@@ -26,6 +30,7 @@ log() { printf 'vm/run.sh: %s\n' "$*" >&2; }
 script=$(realpath "$1")
 name=$(basename "$script" .sh)
 timeout_s="${VM_TIMEOUT:-1800}"
+boot_timeout_s="${VM_BOOT_TIMEOUT:-420}"
 memory="${VM_MEMORY:-2048}"
 cpus="${VM_CPUS:-2}"
 accel="${VM_ACCEL:-auto}"
@@ -119,11 +124,18 @@ nice -n 10 "$qemu" "${args[@]}" -append "$cmdline" \
 	-virtfs "local,path=$run,mount_tag=run,security_model=none" \
 	-serial "file:$run/console.log" >"$run/qemu.log" 2>&1 &
 qemu_pid=$!
-timed_out=""
+timed_out="" boot_failed=""
 while running "$qemu_pid"; do
-	if (($(date +%s) - started >= timeout_s)); then
+	now=$(date +%s)
+	if ((now - started >= timeout_s)); then
 		log "timeout after ${timeout_s}s: killing qemu (pid $qemu_pid)"
 		timed_out=1
+		kill_qemu
+		break
+	fi
+	if [ ! -s "$run/boot" ] && ((now - started >= boot_timeout_s)); then
+		log "FAIL: the guest did not boot under $accel within ${boot_timeout_s}s: killing qemu (pid $qemu_pid)"
+		boot_failed=1
 		kill_qemu
 		break
 	fi
@@ -139,6 +151,11 @@ for f in console.log qemu.log log boot rc; do
 done
 cp -a "$run/artifacts" "$out/" 2>/dev/null || true
 [ -s "$run/boot" ] && log "$(cat "$run/boot")"
+if [ -n "$boot_failed" ]; then
+	log "last lines of the console:"; tail -n 40 "$run/console.log" >&2 || true
+	cat "$run/qemu.log" >&2 || true
+	exit 125
+fi
 if [ -n "$timed_out" ]; then
 	log "last lines of the console:"; tail -n 30 "$run/console.log" >&2 || true
 	exit 124
