@@ -15,12 +15,12 @@ import (
 
 // runc starts a container process through three stages of `runc init` (named
 // runc:[0:PARENT], runc:[1:CHILD] and runc:[2:INIT] in /proc/<pid>/comm). The first
-// two exit once the third runs, and the first does not wait for the second: when the
-// runc that started them is gone too (`exec --detach`, `create`), the second stage's
-// zombie is handed to the nearest child subreaper. berthd is one (so that pause and
-// detached exec'd processes become its children), so without a reaper every pod start
-// and every detached exec (every exec probe) left one zombie behind: thousands an hour
-// on a node with probes, until the pid space ran out.
+// two exit once the third runs. When the second fails (an exec into a container whose
+// init is exiting cannot open its namespaces), the first exits without reaping it, and
+// with runc gone too its zombie goes to the nearest child subreaper. berthd is one (so
+// that pause and detached exec'd processes become its children): kubelet's exec probes
+// into such a container left one zombie each, 3800 in half an hour of node
+// conformance, on a machine whose pid_max is 32768.
 //
 // Only these stages are reaped here: berthd never starts a process under such a name,
 // so none of them is a child that os/exec or the pod code waits for by its pid (a
