@@ -18,6 +18,7 @@ import (
 	"github.com/berth-runtime/berth/sandbox"
 	"github.com/berth-runtime/berth/sandbox/cgroups"
 	"github.com/berth-runtime/berth/sandbox/pause"
+	"github.com/berth-runtime/berth/sandbox/runtime"
 )
 
 // newPodService wires the pod sandbox service: the CNI network (libcni's cache under the
@@ -25,11 +26,13 @@ import (
 // rootfs, the oom_score_adj restriction, and recovery of the pods an earlier berthd
 // left. berthd becomes a child subreaper first, so that the pause processes the OCI
 // runtime leaves behind are berthd's children, reaped when their pods stop, rather
-// than zombies of a node init that may not reap (sandbox/infra).
+// than zombies of a node init that may not reap (sandbox/infra); it then also reaps the
+// runtime's init stages handed to it (runtime.WatchStages).
 func newPodService(ctx context.Context, cfg config.Config, log *slog.Logger, runtimes map[string]sandbox.Handler, images sandbox.Images, hooks sandbox.NRI) (*sandbox.Service, *network.Manager, error) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return nil, nil, fmt.Errorf("become a child subreaper: %w", err)
 	}
+	go runtime.WatchStages(ctx, log)
 	netm, err := network.New(network.Config{
 		ConfDir: cfg.Network.ConfDir, BinDirs: cfg.Network.BinDirs, CacheDir: filepath.Join(cfg.State, "cni"),
 		Default: network.DefaultNetwork{Enabled: cfg.Network.DefaultNetwork},

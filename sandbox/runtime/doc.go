@@ -42,6 +42,13 @@
 // emulation) before the process is killed for an ended ctx. The output is read for 2 s more at most,
 // and the exit code is kept whatever a background child still holds.
 //
+// # Init stages handed to berthd
+//
+// runc's first init stage exits without reaping the second when a start fails (an
+// exec into a container that is exiting, say), and the orphaned zombie goes to the
+// nearest child subreaper: berthd. WatchStages reaps these by name, never a process
+// anyone waits for by pid (stages.go).
+//
 // # Contracts the pod code relies on
 //
 //   - Idempotent teardown: Kill of an absent or stopped container and Delete of an

@@ -126,6 +126,14 @@ func TestRuncExec(t *testing.T) {
 			}
 			runExecCase(t, rt, id, detached, tt)
 		}
+		if detached {
+			// runc's second init stage of each detached exec is handed to the subreaper
+			// as a zombie (stages.go): berthd reaps them, or they pile up.
+			t.Logf("detached execs left %d runtime init stages to reap", runtime.ReapStages())
+			if n := runtime.ReapStages(); n != 0 {
+				t.Errorf("%d runtime init stages left after a sweep", n)
+			}
+		}
 	}
 	setSubreaper(t, false)
 
