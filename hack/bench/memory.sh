@@ -122,16 +122,19 @@ remove_pods() {
 }
 
 # monitors_of_run: pids of berth-monitor processes of this run (their command line or
-# working directory names the run directory).
+# working directory names the run directory). One grep and one find over /proc, not a
+# few processes per pid (the machine may have thousands); the pattern is read from a
+# file, so that grep's own command line does not match it.
 monitors_of_run() {
-	local p
-	for p in /proc/[0-9]*; do
-		[ "$(cat "$p/comm" 2>/dev/null)" = berth-monitor ] || continue
-		if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$tmp/" ||
-			[[ "$(readlink "$p/cwd" 2>/dev/null)" == "$tmp"/* ]]; then
-			echo "${p#/proc/}"
-		fi
+	local pid
+	printf '%s/\n' "$tmp" >"$tmp/monitors_of_run.pattern"
+	for pid in $({
+		grep -lsF -f "$tmp/monitors_of_run.pattern" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3
+		find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$tmp/*" 2>/dev/null | cut -d/ -f3
+	} | sort -un); do
+		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = berth-monitor ] && echo "$pid"
 	done
+	return 0
 }
 
 # remove_leftovers: what berthd could not remove (only if it failed): the OCI
