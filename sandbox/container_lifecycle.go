@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,6 +14,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/internal/trash"
 	"github.com/berth-runtime/berth/sandbox/monitor"
 	"github.com/berth-runtime/berth/sandbox/rootfs"
 	"github.com/berth-runtime/berth/sandbox/spec"
@@ -240,24 +240,13 @@ func (s *Service) removeContainer(ctx context.Context, c *container) error {
 		}
 	}
 	if st.Rootfs && len(errs) == 0 {
+		// Unmounted now; the directories go to the trash once the record is gone.
 		err := s.unmountVolumes(c)
 		if err == nil {
-			err = rootfs.Remove(s.rwDirOf(id), s.rootfsOf(id))
-		}
-		if err == nil {
-			err = os.RemoveAll(s.ctrDir(id))
+			err = rootfs.Detach(s.rwDirOf(id), s.rootfsOf(id))
 		}
 		if err != nil {
 			errs = append(errs, err)
-		} else {
-			st.Rootfs = false
-		}
-	}
-	if st.Leased && !st.Rootfs {
-		if err := s.releaseImages(c); err != nil {
-			errs = append(errs, err)
-		} else {
-			st.Leased = false
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -266,8 +255,16 @@ func (s *Service) removeContainer(ctx context.Context, c *container) error {
 		}
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
+	// The commit: the record's removal, durable when Delete returns. What follows
+	// cannot be undone by a crash (the container does not come back); what it leaves
+	// undone the next start finishes (the trash sweep, the leftover sweep of
+	// recovery).
 	if err := s.ctrStore.Delete(id); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	s.trashContainerDirs(id)
+	if st.Leased {
+		s.reaper.releaseLater(holdersOf(c)...)
 	}
 	spec.ReleaseSELinuxLabel(c.meta.ProcessLabel)
 	c.removed = true
@@ -294,13 +291,32 @@ func deleteExited(ctx context.Context, rt OCIRuntime, id string) error {
 	return nil
 }
 
-// releaseImages drops the leases of the container's image and image volumes.
-func (s *Service) releaseImages(c *container) error {
-	errs := []error{s.cfg.Images.Release(c.meta.ID)}
+// holdersOf lists the image lease holders of the container: its image and its image
+// volumes.
+func holdersOf(c *container) []string {
+	holders := []string{c.meta.ID}
 	for _, v := range c.meta.ImageVolumes {
-		errs = append(errs, s.cfg.Images.Release(v.Holder))
+		holders = append(holders, v.Holder)
 	}
-	return errors.Join(errs...)
+	return holders
+}
+
+// trashContainerDirs moves the writable layer and the state directory of a removed
+// container, whose mounts are gone, into their trash bins for the reaper to delete: a
+// rename each, where deleting a writable layer takes as long as its files are many.
+// What cannot be moved is left to the sweep of the next start, which removes the
+// directories of containers without a record.
+func (s *Service) trashContainerDirs(id string) {
+	for _, m := range []struct {
+		bin *trash.Bin
+		dir string
+	}{{s.rwTrash, s.rwDirOf(id)}, {s.stateTrash, s.ctrDir(id)}} {
+		if err := m.bin.Put(m.dir); err != nil {
+			s.log.Warn("moving a removed container's directory to the trash; the next start removes it",
+				"id", id, "dir", m.dir, "error", err)
+		}
+	}
+	s.reaper.poke()
 }
 
 // awaitExit waits for the container's monitor to report its exit, records it and

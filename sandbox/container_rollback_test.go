@@ -91,6 +91,7 @@ func baseContainerConfig() *runtimeapi.ContainerConfig {
 // mount, a state or writable-layer directory, a record, a listed container.
 func (e *fakeEnv) checkNoContainerLeft(t *testing.T) {
 	t.Helper()
+	e.s.reaper.work() // what a removal left to the reaper
 	if got := e.images.Holders(); len(got) != 0 {
 		t.Errorf("image leases left: %v", got)
 	}
@@ -103,6 +104,9 @@ func (e *fakeEnv) checkNoContainerLeft(t *testing.T) {
 		"state":          e.s.cfg.ContainerStateDir,
 		"writable layer": e.s.cfg.ContainerRWDir,
 		"record":         e.s.ctrStore.Dir(),
+		"trashed":        e.s.rwTrash.Dir(),
+		"trashed state":  e.s.stateTrash.Dir(),
+		"trashed record": e.s.ctrStore.Trash().Dir(),
 	} {
 		if got := entries(dir); len(got) != 0 {
 			t.Errorf("container %s directories left: %v", what, got)

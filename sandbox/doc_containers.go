@@ -41,6 +41,17 @@ package sandbox
 // writable layer, the leases and the records (it deletes from the runtime and unmounts
 // itself only when the watcher could not).
 //
+// RemoveContainer commits with the record's removal: a rename of the record's
+// directory into a trash directory and one fsync of its parent (sandbox/store). Then
+// it renames the writable layer and the state directory into trash directories of
+// their own (internal/trash, beside each directory, on its file system) and queues the
+// image leases; the reaper (reaper.go) deletes the trash and releases the leases in
+// the background. A removal is one rename per directory and one fsync, where deleting
+// the trees and committing the lease database took 10-15 ms. A crash before the
+// commit leaves the container as recorded (RemoveContainer had not returned); after
+// it, the next start sweeps the trash and recovery removes the directories and leases
+// of ids without a record: nothing comes back, nothing stays.
+//
 // A record whose status cannot be read is [unknown]: it is watched like a running one
 // (its monitor may still answer) and Remove releases whatever may exist of it.
 //
@@ -52,6 +63,7 @@ package sandbox
 //	<state>/containers/<id>/rootfs                 the overlay of the image's snapshots
 //	<state>/containers/<id>/volumes/<n>            image volumes, read-only overlays
 //	<state>/containers/<id>/monitor/               monitor.json, ctl.sock, exit.json, pid
+//	<root>/trash/{containers,rw}/, <state>/trash/containers/   removed, being deleted
 //
 // # Decision: one monitor per container, written in Go
 //
@@ -87,5 +99,6 @@ package sandbox
 // still CREATED whose monitor directory holds a monitor config (berthd stopped during
 // StartContainer, which records nothing before the launch) is RUNNING if the runtime
 // says so, else watched like the rest. Directories
-// and image leases of ids without a record (a create cut short before its record) are
-// removed.
+// and image leases of ids without a record (a create cut short before its record, or
+// a removal cut short after its commit) are removed, and the trash directories are
+// emptied.

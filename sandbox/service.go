@@ -17,6 +17,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/internal/trash"
 	"github.com/berth-runtime/berth/network"
 	"github.com/berth-runtime/berth/sandbox/apparmor"
 	"github.com/berth-runtime/berth/sandbox/cdi"
@@ -159,6 +160,11 @@ type Service struct {
 	// Close calls stopUsage.
 	usage     *diskusage.Cache
 	stopUsage context.CancelFunc
+
+	// rwTrash and stateTrash take the writable layers and state directories of
+	// removed containers; reaper empties them and the stores' trash (reaper.go).
+	rwTrash, stateTrash *trash.Bin
+	reaper              *reaper
 }
 
 // infraOOMScoreAdj is the oom_score_adj pause asks for, as kubelet's pause does.
@@ -226,16 +232,31 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
+	rwTrash, err := trash.Open(trash.For(cfg.ContainerRWDir))
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	stateTrash, err := trash.Open(trash.For(cfg.ContainerStateDir))
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	var release func(string) error
+	if cfg.Images != nil {
+		release = cfg.Images.Release
+	}
 	s := &Service{
-		cfg:      cfg,
-		log:      cfg.Log,
-		store:    st,
-		names:    registrar.New(),
-		ctrStore: cst,
-		ctrNames: registrar.New(),
-		pods:     map[string]*pod{},
-		ctrs:     map[string]*container{},
-		events:   newBroadcaster(cfg.Log),
+		rwTrash:    rwTrash,
+		stateTrash: stateTrash,
+		reaper:     newReaper(cfg.Log, release, st.Trash(), cst.Trash(), rwTrash, stateTrash),
+		cfg:        cfg,
+		log:        cfg.Log,
+		store:      st,
+		names:      registrar.New(),
+		ctrStore:   cst,
+		ctrNames:   registrar.New(),
+		pods:       map[string]*pod{},
+		ctrs:       map[string]*container{},
+		events:     newBroadcaster(cfg.Log),
 	}
 	if len(cfg.CDISpecDirs) > 0 {
 		if s.cdi, err = cdi.New(cfg.CDISpecDirs); err != nil {
@@ -244,6 +265,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s.recover(ctx)
 	s.recoverContainers(ctx)
+	s.reaper.start()
 	s.usage = diskusage.NewCache(cfg.DiskUsageInterval, s.writableLayers, cfg.Log)
 	usageCtx, stop := context.WithCancel(context.Background())
 	s.stopUsage = stop
@@ -269,6 +291,7 @@ func (s *Service) Close(ctx context.Context) {
 	if s.stopUsage != nil {
 		s.stopUsage()
 	}
+	defer s.reaper.close() // after the creates, whose undo may remove
 	s.creating.Lock()
 	s.closing = true
 	s.creating.Unlock()

@@ -141,15 +141,15 @@ cri() { "$crictl" --config /dev/null --runtime-endpoint "unix://$daemon_sock" --
 
 # processes_under DIR: pids whose command line or working directory is under DIR (the
 # shims, monitors and runc processes of this run; containerd's shims run in their
-# bundle directory under the run's state).
+# bundle directory under the run's state). One grep and one find over /proc, not a
+# few processes per pid: the machine may have thousands. The pattern is read from a
+# file, so that grep's own command line does not match it.
 processes_under() {
-	local p
-	for p in /proc/[0-9]*; do
-		if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF "$1/" ||
-			[[ "$(readlink "$p/cwd" 2>/dev/null)" == "$1"/* ]]; then
-			echo "${p#/proc/}"
-		fi
-	done
+	printf '%s/\n' "$1" >"$tmp/processes_under.pattern"
+	{
+		grep -lsF -f "$tmp/processes_under.pattern" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3
+		find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$1/*" 2>/dev/null | cut -d/ -f3
+	} | sort -un
 }
 
 # stop_daemon: every pod of the running daemon removed through it, the daemon stopped,

@@ -38,10 +38,8 @@ cgparent=${DENSITY_CGROUP_PARENT:-/berth-density-$$}
 
 log() { printf 'density.sh (%s): %s\n' "$kind" "$*" >&2; }
 cri() { "$CRICTL" --config /dev/null --runtime-endpoint "$endpoint" --image-endpoint "$endpoint" "$@"; }
-# smaps PID: "RSS PSS" in kB.
-smaps() {
-	awk '$1 == "Rss:" {r = $2} $1 == "Pss:" {p = $2} END {if (r == "") exit 1; print r, p}' "/proc/$1/smaps_rollup"
-}
+# shellcheck source=hack/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 work=$(mktemp -d /tmp/berth-density.XXXXXX)
 cleanup() {
@@ -64,60 +62,21 @@ trap 'exit 143' TERM
 
 cri --timeout 120s pull "$image" >/dev/null
 sleep 1
-read -r before_rss before_pss < <(smaps "$daemon")
+read -r before_rss before_pss < <(bench_smaps "$daemon")
 : >"$work/ids"
 log "$n pods, each one busybox sleep"
 t0=$(date +%s.%N)
-for ((i = 1; i <= n; i++)); do
-	name="density-$i"
-	cat >"$work/pod.json" <<EOF
-{"metadata": {"name": "$name", "namespace": "berth-density", "uid": "$(cat /proc/sys/kernel/random/uuid)", "attempt": 0},
- "hostname": "$name", "log_directory": "$work/logs/$name",
- "linux": {"cgroup_parent": "$cgparent/pod-$i",
-           "security_context": {"namespace_options": {"pid": 1}}}}
-EOF
-	cat >"$work/ctr.json" <<EOF
-{"metadata": {"name": "sleep", "attempt": 0},
- "image": {"image": "$image"},
- "command": ["sleep", "1000"],
- "log_path": "sleep/0.log",
- "linux": {"security_context": {"namespace_options": {"pid": 1}}}}
-EOF
-	mkdir -p "$work/logs/$name"
-	pod=$(cri --timeout 60s runp "$work/pod.json")
-	echo "$pod" >>"$work/ids"
-	ctr=$(cri --timeout 60s create --no-pull "$pod" "$work/ctr.json" "$work/pod.json")
-	cri --timeout 60s start "$ctr" >/dev/null
-	sed -i '$ d' "$work/ids"
-	echo "$pod $ctr" >>"$work/ids"
-done
+bench_pods_up "$n" "$image" 1 "$cgparent" berth-density "$work/pods" "$work/ids"
 t1=$(date +%s.%N)
 log "up in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s; settling ${DENSITY_SETTLE:-5} s"
 sleep "${DENSITY_SETTLE:-5}"
 
 # The per-pod processes' pids first, then every smaps_rollup in one go.
-: >"$work/pids"
-while read -r pod ctr; do
-	pause=$(cri inspectp -o json "$pod" | jq -r '.info.pid // 0')
-	case "$kind" in
-	berth)
-		cri inspect -o json "$ctr" | jq -r '.info.monitorPid // empty' >>"$work/pids"
-		[ "$pause" != 0 ] && echo "$pause" >>"$work/pids"
-		;;
-	containerd)
-		[ "$pause" != 0 ] || { log "no pause pid for pod $pod"; exit 1; }
-		echo "$pause" >>"$work/pids"
-		awk '{print $4}' "/proc/$pause/stat" >>"$work/pids" # the shim
-		;;
-	esac
-done <"$work/ids"
-sort -un "$work/pids" -o "$work/pids"
-pods_rss=0 pods_pss=0
-while read -r pid; do
-	read -r r p < <(smaps "$pid") || { log "process $pid is gone"; exit 1; }
-	pods_rss=$((pods_rss + r)) pods_pss=$((pods_pss + p))
-done <"$work/pids"
-read -r with_rss with_pss < <(smaps "$daemon")
+bench_per_pod_pids "$kind" "$work/ids" "$work/monitors" "$work/pauses"
+sort -un "$work/monitors" "$work/pauses" -o "$work/pids"
+bench_smaps_of "$work/pids" "$work/smaps"
+read -r pods_rss pods_pss < <(bench_sum "$work/smaps")
+read -r with_rss with_pss < <(bench_smaps "$daemon")
 {
 	echo "up_seconds $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')"
 	echo "daemon_before_rss_kb $before_rss"

@@ -107,6 +107,8 @@ stop() {
 }
 
 cri() { "$crictl" --config "$tmp/crictl.yaml" "$@"; }
+# shellcheck source=hack/bench/lib.sh
+. hack/bench/lib.sh
 
 # remove_pods removes every pod of this run through berthd (stop leaves pods running,
 # as it must).
@@ -120,16 +122,19 @@ remove_pods() {
 }
 
 # monitors_of_run: pids of berth-monitor processes of this run (their command line or
-# working directory names the run directory).
+# working directory names the run directory). One grep and one find over /proc, not a
+# few processes per pid (the machine may have thousands); the pattern is read from a
+# file, so that grep's own command line does not match it.
 monitors_of_run() {
-	local p
-	for p in /proc/[0-9]*; do
-		[ "$(cat "$p/comm" 2>/dev/null)" = berth-monitor ] || continue
-		if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$tmp/" ||
-			[[ "$(readlink "$p/cwd" 2>/dev/null)" == "$tmp"/* ]]; then
-			echo "${p#/proc/}"
-		fi
+	local pid
+	printf '%s/\n' "$tmp" >"$tmp/monitors_of_run.pattern"
+	for pid in $({
+		grep -lsF -f "$tmp/monitors_of_run.pattern" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3
+		find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$tmp/*" 2>/dev/null | cut -d/ -f3
+	} | sort -un); do
+		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = berth-monitor ] && echo "$pid"
 	done
+	return 0
 }
 
 # remove_leftovers: what berthd could not remove (only if it failed): the OCI
@@ -271,10 +276,6 @@ done
 log "berthd (pid $berthd_pid) serving on $sock"
 
 # --- measuring.
-# smaps PID: "RSS PSS" in kB.
-smaps() {
-	awk '$1 == "Rss:" {r = $2} $1 == "Pss:" {p = $2} END {if (r == "") exit 1; print r, p}' "/proc/$1/smaps_rollup"
-}
 # mib KB
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 row() { printf '  %-46s %9s %9s\n' "$1" "$2" "$3"; }
@@ -295,74 +296,46 @@ stats_rows() {
 			printf "  %-46s %9.2f %9.2f\n", "  max", rmax / 1024, pmax / 1024
 		}' "$file"
 }
-sum() { awk '{r += $1; p += $2} END {print r + 0, p + 0}' "$1"; }
 
 image=registry.k8s.io/e2e-test-images/busybox:1.29-2
 sleep 2
-read -r fresh_rss fresh_pss < <(smaps "$berthd_pid")
+read -r fresh_rss fresh_pss < <(bench_smaps "$berthd_pid")
 log "pulling $image"
 cri --timeout 60s pull "$image" >/dev/null
 sleep 2
-read -r pulled_rss pulled_pss < <(smaps "$berthd_pid")
+read -r pulled_rss pulled_pss < <(bench_smaps "$berthd_pid")
 
 # pass MODE: MODE 1 = PID namespace per container (no pause), 0 = shared by the pod.
 pass() {
-	local pidmode="$1" name i pod ctr dir t0 t1 mon pause
+	local pidmode="$1" t0 t1
 	local what="PID namespace per container (pid CONTAINER): no pause"
 	[ "$pidmode" = 0 ] && what="PID namespace shared by the pod (pid POD): one pause each"
-	read -r before_rss before_pss < <(smaps "$berthd_pid")
-	: >"$tmp/monitors" >"$tmp/pauses" >"$tmp/ids"
+	read -r before_rss before_pss < <(bench_smaps "$berthd_pid")
+	: >"$tmp/ids"
 	log "pass: $n pods, $what"
 	t0=$(date +%s.%N)
-	for ((i = 1; i <= n; i++)); do
-		name="mem-$pidmode-$i"
-		dir="$tmp/pods/$name"
-		mkdir -p "$dir/logs"
-		cat >"$dir/pod.json" <<EOF
-{"metadata": {"name": "$name", "namespace": "berth-bench", "uid": "$(cat /proc/sys/kernel/random/uuid)", "attempt": 0},
- "hostname": "$name", "log_directory": "$dir/logs",
- "linux": {"cgroup_parent": "$cgparent/pod-$pidmode-$i",
-           "security_context": {"namespace_options": {"pid": $pidmode}}}}
-EOF
-		cat >"$dir/ctr.json" <<EOF
-{"metadata": {"name": "sleep", "attempt": 0},
- "image": {"image": "$image"},
- "command": ["sleep", "1000"],
- "log_path": "sleep/0.log",
- "linux": {"security_context": {"namespace_options": {"pid": $pidmode}}}}
-EOF
-		pod=$(cri --timeout 60s runp "$dir/pod.json") || berthd_failed "runp $name failed"
-		ctr=$(cri --timeout 60s create --no-pull "$pod" "$dir/ctr.json" "$dir/pod.json") || berthd_failed "create in $name failed"
-		cri --timeout 60s start "$ctr" >/dev/null || berthd_failed "start in $name failed"
-		echo "$pod $ctr" >>"$tmp/ids"
-	done
+	bench_pods_up "$n" "$image" "$pidmode" "$cgparent/p$pidmode" "mem-$pidmode" "$tmp/pods" "$tmp/ids" ||
+		berthd_failed "making the pods failed"
 	t1=$(date +%s.%N)
 	log "$n pods up in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s; settling ${SETTLE:-5} s"
 	sleep "${SETTLE:-5}"
 
 	# Pids first, then every smaps_rollup in one go, berthd last.
-	: >"$tmp/monitor-pids" >"$tmp/pause-pids"
-	while read -r pod ctr; do
-		mon=$(cri inspect -o json "$ctr" | jq -r '.info.monitorPid // empty')
-		[ -n "$mon" ] || berthd_failed "no monitorPid in crictl inspect $ctr"
-		echo "$mon" >>"$tmp/monitor-pids"
-		if [ "$pidmode" = 0 ]; then
-			pause=$(cri inspectp -o json "$pod" | jq -r '.info.pid // empty')
-			[ -n "$pause" ] && [ "$pause" != 0 ] || berthd_failed "no pause pid in crictl inspectp $pod"
-			echo "$pause" >>"$tmp/pause-pids"
-		fi
-	done <"$tmp/ids"
-	while read -r mon; do smaps "$mon" >>"$tmp/monitors" || berthd_failed "monitor $mon is gone"; done <"$tmp/monitor-pids"
-	while read -r pause; do smaps "$pause" >>"$tmp/pauses" || berthd_failed "pause $pause is gone"; done <"$tmp/pause-pids"
-	read -r with_rss with_pss < <(smaps "$berthd_pid")
+	bench_per_pod_pids berth "$tmp/ids" "$tmp/monitor-pids" "$tmp/pause-pids" || berthd_failed "crictl inspect"
+	if [ "$pidmode" = 0 ] && [ "$(wc -l <"$tmp/pause-pids")" != "$n" ]; then
+		berthd_failed "not every pod has a pause pid in crictl inspectp"
+	fi
+	bench_smaps_of "$tmp/monitor-pids" "$tmp/monitors" || berthd_failed "a monitor is gone"
+	bench_smaps_of "$tmp/pause-pids" "$tmp/pauses" || berthd_failed "a pause is gone"
+	read -r with_rss with_pss < <(bench_smaps "$berthd_pid")
 	# Cross-check: the monitors of this run as seen in /proc are the ones berthd reported.
 	local seen
 	seen=$(monitors_of_run | sort -n | tr '\n' ' ')
 	[ "$seen" = "$(sort -n "$tmp/monitor-pids" | tr '\n' ' ')" ] ||
 		log "note: berth-monitor processes in /proc ($seen) differ from crictl's monitorPids"
 
-	read -r mon_rss mon_pss < <(sum "$tmp/monitors")
-	read -r pau_rss pau_pss < <(sum "$tmp/pauses")
+	read -r mon_rss mon_pss < <(bench_sum "$tmp/monitors")
+	read -r pau_rss pau_pss < <(bench_sum "$tmp/pauses")
 	local tot_rss=$((with_rss + mon_rss + pau_rss)) tot_pss=$((with_pss + mon_pss + pau_pss))
 	local npause
 	npause=$(wc -l <"$tmp/pauses")

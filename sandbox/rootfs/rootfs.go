@@ -216,18 +216,27 @@ func Unmount(target string) error {
 	}
 }
 
+// Detach unmounts target and the idmapped layers kept in rwDir, and leaves both
+// directories for the caller to delete (Remove deletes them). Idempotent.
+func Detach(rwDir, target string) error {
+	if err := Unmount(target); err != nil {
+		return err
+	}
+	if err := detachIDMapped(rwDir); err != nil {
+		return fmt.Errorf("remove rootfs %s: %w", rwDir, err)
+	}
+	return nil
+}
+
 // Remove unmounts target and removes rwDir and target. Idempotent.
 func Remove(rwDir, target string) error {
-	if err := Unmount(target); err != nil {
+	if err := Detach(rwDir, target); err != nil {
 		return err
 	}
 	// target was the mount point: once unmounted it is an empty directory, and Remove
 	// (not RemoveAll) makes sure nothing mounted there is ever deleted through it.
 	if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove rootfs %s: %w", target, err)
-	}
-	if err := detachIDMapped(rwDir); err != nil {
-		return fmt.Errorf("remove rootfs %s: %w", rwDir, err)
 	}
 	if err := os.RemoveAll(rwDir); err != nil {
 		return fmt.Errorf("remove rootfs %s: %w", rwDir, err)

@@ -15,6 +15,11 @@
 // berthd stopped: recovery finishes or undoes it. An object whose status cannot be read
 // keeps its metadata; the caller decides what an unknown status means.
 //
+// Delete renames the object's directory into a trash directory beside dir
+// (internal/trash) and fsyncs dir: one rename and one directory fsync commit the
+// removal; the owner of the store sweeps the trash later (and at start, for what a
+// crash left there).
+//
 // Store is a thin layer over the file system: it keeps nothing in memory (the sandbox
 // package holds the index kubelet's List and Status calls are answered from) and does no
 // locking of its own. Callers serialise the writes to one object; writes to different

@@ -10,6 +10,7 @@ import (
 	"regexp"
 
 	"github.com/berth-runtime/berth/internal/atomicfile"
+	"github.com/berth-runtime/berth/internal/trash"
 )
 
 // Schema is the format version of the files this package writes. A file with a newer
@@ -31,6 +32,7 @@ var ErrNoStatus = errors.New("no status recorded")
 // Store keeps the records of one kind of object (metadata M, status S) under a directory.
 type Store[M, S any] struct {
 	dir string
+	bin *trash.Bin
 }
 
 // Record is one object as Load found it.
@@ -61,11 +63,19 @@ func Open[M, S any](dir string) (*Store[M, S], error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	return &Store[M, S]{dir: dir}, nil
+	bin, err := trash.Open(trash.For(dir))
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return &Store[M, S]{dir: dir, bin: bin}, nil
 }
 
 // Dir is the directory the store keeps its records in.
 func (s *Store[M, S]) Dir() string { return s.dir }
+
+// Trash is where Delete puts records; the owner sweeps it (trash.Bin.Sweep), in the
+// background and at start.
+func (s *Store[M, S]) Trash() *trash.Bin { return s.bin }
 
 func (s *Store[M, S]) objDir(id string) (string, error) {
 	if !idRE.MatchString(id) {
@@ -115,15 +125,19 @@ func (s *Store[M, S]) Update(id string, revision uint64, status S) error {
 	return nil
 }
 
-// Delete removes the object's record. Deleting an absent object is not an error. The
-// removal is not fsynced: if it is lost to a power failure, the object reappears at the
-// next start as it was last recorded and is removed again.
+// Delete removes the object's record: its directory is renamed into the trash and the
+// store's directory fsynced, so that a removal that returned is not undone by a power
+// failure (the object does not come back at the next start); the files go when the
+// trash is swept. Deleting an absent object is not an error.
 func (s *Store[M, S]) Delete(id string) error {
 	dir, err := s.objDir(id)
 	if err != nil {
 		return err
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	if err := s.bin.Put(dir); err != nil {
+		return fmt.Errorf("store: delete %s: %w", id, err)
+	}
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("store: delete %s: %w", id, err)
 	}
 	return nil

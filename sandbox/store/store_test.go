@@ -90,6 +90,15 @@ func TestDeleteIsIdempotent(t *testing.T) {
 	if recs, errs := s.Load(); len(recs) != 0 || len(errs) != 0 {
 		t.Fatalf("after Delete: %v %v", recs, errs)
 	}
+	if s.Trash().Empty() {
+		t.Fatal("the deleted record is not in the trash")
+	}
+	if err := s.Trash().Sweep(); err != nil || !s.Trash().Empty() {
+		t.Fatalf("sweep: %v", err)
+	}
+	if entries, _ := os.ReadDir(s.Dir()); len(entries) != 0 {
+		t.Fatalf("the store's directory holds %v", entries)
+	}
 }
 
 func TestInvalidIDs(t *testing.T) {

@@ -281,7 +281,9 @@ func (e *env) ctrInfo(id string) (ctrInfo, error) {
 	return v, nil
 }
 
-// awaitTrap waits until the shell pid catches SIGTERM (its trap is set), at most 5 s.
+// awaitTrap waits until the shell pid catches SIGTERM (its trap is set) and sleeps in
+// its `wait` for the background sleep, at most 5 s. A SIGTERM that comes between the
+// trap and the wait is one busybox's ash only acts on when the wait ends, 1000 s later.
 func awaitTrap(pid int) error {
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
@@ -289,15 +291,36 @@ func awaitTrap(pid int) error {
 		if err != nil {
 			return err
 		}
-		for line := range strings.Lines(string(data)) {
-			if v, ok := strings.CutPrefix(line, "SigCgt:"); ok {
-				mask, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-				if mask&(1<<(15-1)) != 0 {
-					return nil
-				}
-			}
+		if trapSet(string(data)) && waiting(pid) {
+			return nil
 		}
 		time.Sleep(time.Millisecond)
 	}
-	return fmt.Errorf("pid %d never set its SIGTERM trap", pid)
+	return fmt.Errorf("pid %d never set its SIGTERM trap and waited", pid)
+}
+
+// trapSet says whether a /proc/PID/status text catches SIGTERM.
+func trapSet(status string) bool {
+	for line := range strings.Lines(status) {
+		if v, ok := strings.CutPrefix(line, "SigCgt:"); ok {
+			mask, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return mask&(1<<(15-1)) != 0
+		}
+	}
+	return false
+}
+
+// waiting says whether pid has a child and sleeps waiting for it (wait4 or
+// sigsuspend, as shells wait).
+func waiting(pid int) bool {
+	children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil || len(strings.TrimSpace(string(children))) == 0 {
+		return false
+	}
+	wchan, err := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid))
+	if err != nil {
+		return false
+	}
+	w := string(wchan)
+	return strings.Contains(w, "do_wait") || strings.Contains(w, "sigsuspend")
 }
