@@ -17,6 +17,11 @@ import (
 // read: a background child it left may hold the pipes open for as long as it lives.
 const drainTimeout = 2 * time.Second
 
+// detachedStartLimit bounds `exec --detach`, which returns once the process runs
+// (milliseconds; seconds on a loaded machine). Only a runtime stuck for this long is
+// killed: whatever it started then is left to the container's end.
+const detachedStartLimit = time.Minute
+
 // childSubreaper reports whether this process adopts its descendants' orphans
 // (berthd is one): then an exec'd process started with `exec --detach` becomes its
 // child when the runtime exits, and wait4 gives its exit status.
@@ -33,9 +38,17 @@ func childSubreaper() bool {
 // 1.1 reports nothing before every holder of the output has closed it.) The output is
 // then read for at most drainTimeout more. When ctx ends first, the process is killed
 // through a pidfd (it is our unreaped child: the pid cannot have been reused).
+//
+// The runtime itself is never killed half-way (ctx ending only stops the wait): what it started
+// would be adopted by this process with no one to reap it, and a container whose init
+// exits waits until every process in its PID namespace is reaped: it would never exit.
 func (r *Runtime) execDetached(ctx context.Context, c call, o ExecOptions) (int32, error) {
 	var closers []io.Closer
+	handedOff := false
 	defer func() {
+		if handedOff {
+			return
+		}
 		for _, f := range closers {
 			_ = f.Close()
 		}
@@ -64,10 +77,41 @@ func (r *Runtime) execDetached(ctx context.Context, c call, o ExecOptions) (int3
 		}
 		c.stdin = inR
 	}
+	// A scratch directory of this call's own: the runtime may outlive the call (and
+	// Exec's scratch directory) when ctx ends first.
+	if c.scratch, err = scratchDir(); err != nil {
+		return -1, r.fail(ctx, c, "", err)
+	}
 	pidFile := filepath.Join(c.scratch, "pid")
 	c.args = append([]string{"exec", "--detach", "--pid-file=" + pidFile, "--", c.id}, o.Args...)
 	c.passStdio = true
-	_, err = r.run(ctx, c)
+	started := make(chan error, 1)
+	go func() {
+		// Not cancelled with ctx: a runtime killed between its start of the process and
+		// its exit leaves that process to us with no record of its pid.
+		rctx, cancel := context.WithTimeout(context.Background(), detachedStartLimit)
+		defer cancel()
+		_, err := r.run(rctx, c)
+		started <- err
+	}()
+	select {
+	case err = <-started:
+	case <-ctx.Done():
+		// The runtime goes on; once it is done, what it started is killed and reaped,
+		// and our ends of the pipes (it has its own copies) closed.
+		handedOff = true
+		go func() {
+			if err := <-started; err == nil {
+				killAndReap(pidFile)
+			}
+			for _, f := range closers {
+				_ = f.Close()
+			}
+			_ = os.RemoveAll(c.scratch)
+		}()
+		return -1, r.fail(ctx, c, "", ctx.Err())
+	}
+	defer os.RemoveAll(c.scratch)
 	// The process has its own copies now; ours would keep the pipes from ending.
 	_ = outW.Close()
 	_ = errW.Close()
@@ -142,6 +186,27 @@ func (r *Runtime) execDetached(ctx context.Context, c call, o ExecOptions) (int3
 		return 128 + int32(ws.Signal()), nil
 	}
 	return int32(ws.ExitStatus()), nil
+}
+
+// killAndReap kills the process whose pid the runtime wrote to pidFile and reaps it:
+// this process adopted it (a subreaper) when the runtime exited.
+func killAndReap(pidFile string) {
+	pid, err := readPidFile(pidFile)
+	if err != nil {
+		return
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return // gone and reaped already
+	}
+	defer unix.Close(fd)
+	_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
+			return
+		}
+	}
 }
 
 func orDiscard(w io.Writer) io.Writer {
