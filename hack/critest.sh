@@ -77,12 +77,9 @@ berthd_pid=""
 cleanup() {
 	local rc=$?
 	set +e
-	remove_pods "$berthd_pid" "${crictl:-}" "${sock:-}"
-	stop_pid "$berthd_pid" berthd
+	stop_berthd "$berthd_pid" "${crictl:-}" "${sock:-}"
 	stop_pid "$registry_pid" testregistry
-	for f in junit.xml critest.log berthd.log registry.log berth.toml; do
-		[ -f "$tmp/$f" ] && cp -f "$tmp/$f" "$artifacts/$f"
-	done
+	save_artifacts "$tmp" "$artifacts" junit.xml critest.log berthd.log registry.log berth.toml
 	delete_bridge "${bridge:-}"
 	[ -n "${ip_forward:-}" ] && echo "$ip_forward" >/proc/sys/net/ipv4/ip_forward
 	[ -n "${portmap_preexisting+x}" ] && remove_portmap_chains "$portmap_preexisting"

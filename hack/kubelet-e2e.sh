@@ -111,12 +111,9 @@ cleanup() {
 	local rc=$?
 	set +e
 	stop_pid "$kubelet_pid" kubelet
-	remove_pods "$berthd_pid" "$crictl_bin" "$tmp/berth.sock"
-	stop_pid "$berthd_pid" berthd
+	stop_berthd "$berthd_pid" "$crictl_bin" "$tmp/berth.sock"
 	stop_pid "$registry_pid" testregistry
-	for f in kubelet.log berthd.log registry.log kubelet.yaml berth.toml; do
-		[ -f "$tmp/$f" ] && cp -f "$tmp/$f" "$artifacts/$f"
-	done
+	save_artifacts "$tmp" "$artifacts" kubelet.log berthd.log registry.log kubelet.yaml berth.toml
 	delete_bridge "${bridge:-}"
 	[ -n "${ip_forward:-}" ] && echo "$ip_forward" >/proc/sys/net/ipv4/ip_forward
 	remove_portmap_chains "$portmap_preexisting"

@@ -63,3 +63,9 @@ remove_pods() {
 	log "could not remove every pod left"
 	return 1
 }
+
+# stop_berthd PID CRICTL SOCK: removes the pods left on the lane's berthd, then stops it.
+stop_berthd() {
+	remove_pods "$1" "$2" "$3"
+	stop_pid "$1" berthd
+}

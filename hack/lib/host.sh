@@ -30,6 +30,7 @@ make_cgroup_root() {
 			[ -f "$m/$f" ] && cat "$m/$f" >"$m/$1/$f"
 		done
 	done
+	return 0
 }
 
 # remove_cgroup_tree DIR: removes the cgroup DIR and every cgroup below it,
@@ -65,6 +66,7 @@ remove_berth_parents() {
 		[[ $'\n'"$1"$'\n' == *$'\n'"$d"$'\n'* ]] && continue
 		find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || log "cannot remove cgroup $d"
 	done
+	return 0
 }
 
 # The host sysctls kubelet's container manager rewrites (setupKernelTunables).
@@ -103,4 +105,5 @@ restore_sysctls() {
 		log "restoring sysctl ${s//\//.} = $v"
 		echo "$v" >"/proc/sys/$s" || log "cannot restore $s"
 	done <"$1"
+	return 0
 }
