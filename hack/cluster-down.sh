@@ -20,14 +20,7 @@ left() { log "left behind: $*"; leftovers=$((leftovers + 1)); }
 
 # kubelet first, so that nothing restarts what berthd is told to remove.
 stop_pid "${kubelet_pid:-}" kubelet
-if running "${berthd_pid:-}" && [ -S "${sock:-}" ]; then
-	n=$("$crictl" --runtime-endpoint "unix://$sock" --timeout 10s pods -q 2>/dev/null | wc -l)
-	if [ "$n" -gt 0 ]; then
-		log "removing $n pod(s)"
-		"$crictl" --runtime-endpoint "unix://$sock" --timeout 120s rmp --all --force >/dev/null 2>&1 ||
-			log "could not remove every pod"
-	fi
-fi
+remove_pods "${berthd_pid:-}" "$crictl" "${sock:-}" 120s
 stop_pid "${berthd_pid:-}" berthd
 for c in proxy scheduler controller_manager apiserver etcd registry; do
 	pid_var="${c}_pid"
@@ -88,41 +81,20 @@ remove_chains iptables "$run/chains4.before"
 remove_chains ip6tables "$run/chains6.before"
 # portmap's shared chains, if the run made them and no pod (of any runtime on
 # this machine) forwards a port through them any more.
-if ! iptables -w -t nat -S CNI-HOSTPORT-DNAT 2>/dev/null | grep -q '^-A'; then
-	for c in CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK; do
-		grep -qx "nat $c" "$run/chains4.before" 2>/dev/null && continue
-		iptables -w -t nat -S "$c" >/dev/null 2>&1 || continue
-		while iptables -w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j "$c" 2>/dev/null; do :; done
-		while iptables -w -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j "$c" 2>/dev/null; do :; done
-		while iptables -w -t nat -D POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j "$c" 2>/dev/null; do :; done
-		iptables -w -t nat -F "$c" && iptables -w -t nat -X "$c" || left "iptables -t nat chain $c"
-	done
-fi
+remove_portmap_chains "$(awk '$1 == "nat" {printf " %s", $2}' "$run/chains4.before" 2>/dev/null)" ||
+	left "portmap's iptables nat chains"
 
 # Mounts under the run directory (kubelet's volumes, berthd's rootfs and shm),
 # deepest first.
-for m in $(awk -v d="$run/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
-	umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || left "mount $m"
-done
+unmount_under "$run" || left "mounts under $run"
 
 # cgroups: the run's cgroupRoot in every hierarchy, and berth's default parent if
 # the run made it.
-for m in $(cgroup_mounts); do
-	d="$m/$cgroup_root"
-	[ -d "$d" ] || continue
-	find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-	[ -d "$d" ] && left "cgroup $d"
-done
-for d in /sys/fs/cgroup/*/berth; do
-	[ -d "$d" ] || continue
-	grep -qx "$d" "$run/cgroups.before" 2>/dev/null && continue
-	find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-done
+remove_cgroup_root "$cgroup_root" || left "cgroup /$cgroup_root"
+remove_berth_parents "$(cat "$run/cgroups.before" 2>/dev/null)"
 
 restore_sysctls "$run/sysctls.before"
-if ip link show "$bridge" >/dev/null 2>&1; then
-	ip link del "$bridge" || left "bridge $bridge"
-fi
+delete_bridge "$bridge" || left "bridge $bridge"
 # kubelet's device manager makes /var/lib/kubelet/device-plugins whatever its
 # root dir: removed when the run made it, it is empty and no other kubelet runs.
 if [ ! -e "$run/var-lib-kubelet.before" ] && [ -e /var/lib/kubelet ] && [ -z "$other_kubelet" ]; then

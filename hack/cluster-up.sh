@@ -40,21 +40,11 @@ start=$(date +%s)
 k8s_bin=$("$repo/hack/k8s/build.sh" --bin-dir)
 own="$repo/_output/bin"
 mkdir -p "$own" "$(dirname "$cluster_env")"
-cri_version=$(awk '{for (i = 1; i < NF; i++) if ($i == "sigs.k8s.io/cri-tools") {print $(i + 1); exit}}' "$repo/hack/tools/go.mod")
-crictl="$repo/hack/.cache/bin/crictl-$cri_version"
-if [ ! -x "$crictl" ]; then
-	log "building crictl $cri_version"
-	mkdir -p "$(dirname "$crictl")"
-	(cd "$repo/hack/tools" && go build -o "$crictl.tmp.$$" sigs.k8s.io/cri-tools/cmd/crictl) &&
-		mv -f "$crictl.tmp.$$" "$crictl"
-fi
+crictl=$(ensure_crictl "$repo/hack/.cache/bin")
 berthd="${BERTHD:-$own/berthd}"
-(
-	cd "$repo"
-	[ -n "${BERTHD:-}" ] || go build -o "$berthd" ./cmd/berthd
-	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$(dirname "$berthd")/berth-monitor" ./cmd/berth-monitor
-	go build -o "$own/testregistry" ./hack/cmd/testregistry
-)
+[ -n "${BERTHD:-}" ] || build "$berthd" ./cmd/berthd
+build_monitor "$(dirname "$berthd")"
+build "$own/testregistry" ./hack/cmd/testregistry
 
 # --- the run directory and the env file that cluster-down reads. From here on a
 # failure tears down whatever was started.
@@ -68,7 +58,7 @@ for v in run id node cgroup_root bridge k8s_bin own crictl berthd; do save "$v";
 record_sysctls >"$run/sysctls.before"
 list_chains iptables >"$run/chains4.before"
 list_chains ip6tables >"$run/chains6.before"
-ls -d /sys/fs/cgroup/*/berth 2>/dev/null >"$run/cgroups.before" || true
+berth_parents >"$run/cgroups.before"
 [ -e /var/lib/kubelet ] && touch "$run/var-lib-kubelet.before"
 failed() {
 	local rc=$?
@@ -107,29 +97,12 @@ wait_for() {
 
 # --- the loopback registry.
 spawn registry "$own/testregistry" -addr 127.0.0.1:0
-for ((i = 0; i < 3000; i++)); do # the first build of the images takes a minute or two
-	registry=$(awk '$1 == "ready" {print $2; exit}' "$run/logs/registry.log")
-	[ -n "$registry" ] && break
-	running "$registry_pid" || { tail -n 30 "$run/logs/registry.log" >&2; die "testregistry exited"; }
-	sleep 0.1
-done
-[ -n "$registry" ] || die "testregistry not ready"
+wait_registry "$registry_pid" "$run/logs/registry.log" "$run/logs/registry.log"
 save registry
 
 # --- addresses: a pod /24 of 10.197.0.0/16 and a service /24 of 10.198.0.0/16
 # that no interface uses, on a bridge this run makes. Its gateway address is the
 # node's IP (kubelet refuses a loopback one; apiserver reaches kubelet there).
-pick_subnet() {
-	local prefix="$1" c i
-	for ((i = 0; i < 256; i++)); do
-		c="$prefix.$(((RANDOM + i) % 256))"
-		ip -4 -o addr show | grep -q " $c\." && continue
-		ip -4 route show | grep -q "^$c\." && continue
-		echo "$c"
-		return
-	done
-	die "no free /24 in $prefix.0.0/16"
-}
 pod_net=$(pick_subnet 10.197)
 service_net=$(pick_subnet 10.198)
 node_ip="$pod_net.1"
@@ -141,15 +114,7 @@ ip link add "$bridge" type bridge
 ip addr add "$node_ip/24" dev "$bridge"
 ip link set "$bridge" up
 echo 1 >/proc/sys/net/ipv4/ip_forward
-mkdir -p "$run/net.d"
-cat >"$run/net.d/10-berth-cluster.conflist" <<EOF
-{"cniVersion": "1.0.0", "name": "berth-cluster", "plugins": [
-  {"type": "bridge", "bridge": "$bridge", "isGateway": true, "isDefaultGateway": true, "ipMasq": false, "hairpinMode": true,
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$pod_net.0/24", "gateway": "$node_ip"}]],
-            "dataDir": "$run/ipam"}},
-  {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true},
-  {"type": "loopback"}]}
-EOF
+write_bridge_conflist "$run/net.d/10-berth-cluster.conflist" berth-cluster "$bridge" "$pod_net" "$run/ipam" "$node_ip"
 
 # --- PKI and kubeconfigs.
 pki="$run/pki"
@@ -205,27 +170,10 @@ spawn scheduler "$k8s_bin/kube-scheduler" --kubeconfig "$run/scheduler.kubeconfi
 # --- berthd: pulls only through the loopback registry.
 sock="$run/berth.sock"
 save sock
-cat >"$run/berth.toml" <<EOF
-# Written by hack/cluster-up.sh.
-cgroup_driver = "cgroupfs"
-
-[image.registry]
-mirrors_only = true
-
-[image.registry.mirrors]
-"docker.io" = ["http://$registry"]
-"gcr.io" = ["http://$registry"]
-"registry.k8s.io" = ["http://$registry"]
-"k8s.gcr.io" = ["http://$registry"]
-
-[image.registry.hosts."$registry"]
-plain_http = true
-
-[network]
-conf_dir = "$run/net.d"
-EOF
-spawn berthd "$berthd" --config "$run/berth.toml" --config-dir "$run/berth.d" \
-	--root "$run/berth-root" --state "$run/berth-state" --listen "unix://$sock" --log-level info
+write_berth_toml "$run/berth.toml" "$registry" "$run/net.d"
+sed -i '1i cgroup_driver = "cgroupfs"' "$run/berth.toml"
+mapfile -t berthd_argv < <(berthd_args "$run")
+spawn berthd "$berthd" "${berthd_argv[@]}"
 wait_for berthd 30 "$berthd_pid" "$crictl" --runtime-endpoint "unix://$sock" --timeout 2s version
 
 # --- kube-proxy, iptables mode. It leaves conntrack sysctls and route_localnet
@@ -260,13 +208,7 @@ spawn proxy "$k8s_bin/kube-proxy" --config "$run/kube-proxy.yaml" --v 1
 
 # --- kubelet: everything it writes lives in the run dir, its cgroups under a
 # cgroupRoot of this run's own that exists in every hierarchy beforehand.
-for m in $(cgroup_mounts); do
-	mkdir "$m/$cgroup_root"
-	if [ -f "$m/cpuset.cpus" ]; then
-		cat "$m/cpuset.cpus" >"$m/$cgroup_root/cpuset.cpus"
-		cat "$m/cpuset.mems" >"$m/$cgroup_root/cpuset.mems"
-	fi
-done
+make_cgroup_root "$cgroup_root"
 kubelet_port=$(free_port)
 save kubelet_port
 : >"$run/resolv.conf"

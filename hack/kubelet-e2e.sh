@@ -24,15 +24,10 @@
 # Only what this run made is removed. Nothing talks to anything but 127.0.0.1 and the
 # run's own bridge.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-repo=$(pwd)
-export PATH="/usr/local/go/bin:$PATH"
-
-log() { printf 'kubelet-e2e: %s\n' "$*" >&2; }
-if [ "$(id -u)" != 0 ]; then
-	log "needs root (berthd and kubelet run containers)"
-	exit 1
-fi
+source "$(dirname "$0")/lib/all.sh"
+cd "$repo"
+log_prefix="kubelet-e2e"
+[ "$(id -u)" = 0 ] || die "needs root (berthd and kubelet run containers)"
 for tool in jq curl ip iptables; do
 	command -v "$tool" >/dev/null || { log "needs $tool (hack/install-deps.sh installs it)"; exit 1; }
 done
@@ -40,12 +35,6 @@ started=$(date +%s)
 own="$repo/_output/bin"
 artifacts="${KUBELET_E2E_ARTIFACTS:-$repo/_output/kubelet-e2e}"
 mkdir -p "$own" "$artifacts" "$repo/hack/.cache/bin"
-
-# build OUT PKG [DIR]: go build into OUT atomically.
-build() {
-	local out="$1" pkg="$2" dir="${3:-$repo}"
-	(cd "$dir" && go build -o "$out.tmp.$$" "$pkg") && mv -f "$out.tmp.$$" "$out"
-}
 
 # --- binaries: kubelet from hack/k8s/build.sh (machine-wide cache), crictl as
 # critest.sh builds it, berthd and its helpers per checkout.
@@ -59,15 +48,10 @@ if [ -z "$kubelet" ]; then
 	kubelet="$(hack/k8s/build.sh --bin-dir)/kubelet"
 fi
 [ -x "$kubelet" ] || { log "no kubelet at $kubelet"; exit 1; }
-cri_version=$(awk '{for (i = 1; i < NF; i++) if ($i == "sigs.k8s.io/cri-tools") {print $(i + 1); exit}}' hack/tools/go.mod)
-crictl_bin="$repo/hack/.cache/bin/crictl-$cri_version"
-if [ ! -x "$crictl_bin" ]; then
-	log "building crictl $cri_version"
-	build "$crictl_bin" sigs.k8s.io/cri-tools/cmd/crictl "$repo/hack/tools"
-fi
+crictl_bin=$(ensure_crictl "$repo/hack/.cache/bin")
 log "building berthd, berth-monitor, testregistry"
 build "$own/berthd" ./cmd/berthd
-CGO_ENABLED=0 build "$own/berth-monitor" ./cmd/berth-monitor
+build_monitor "$own"
 build "$own/testregistry" ./hack/cmd/testregistry
 
 # --- run directory and teardown.
@@ -79,64 +63,11 @@ node="lane1-$hex"
 ns=berth-lane1
 passed=0 failed=0 failures=()
 
-running() {
-	local stat
-	[ -n "${1:-}" ] || return 1
-	stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-	[[ $stat != Z* ]]
-}
-
-# stop PID NAME: SIGTERM, then SIGKILL after 30 s; only for processes started here.
-stop() {
-	local pid="$1" name="$2" i
-	running "$pid" || { [ -z "$pid" ] || wait "$pid" 2>/dev/null || true; return 0; }
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 300; i++)); do
-		running "$pid" || break
-		sleep 0.1
-	done
-	if running "$pid"; then
-		log "$name (pid $pid) ignored SIGTERM for 30s; killing it"
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-}
-
 crictl() { "$crictl_bin" --runtime-endpoint "unix://$tmp/berth.sock" --timeout 60s "$@"; }
 
-# The sysctls kubelet's container manager rewrites (setupKernelTunables).
-sysctls=(vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops
-	kernel/keys/root_maxkeys kernel/keys/root_maxbytes)
-for s in "${sysctls[@]}"; do
-	[ -r "/proc/sys/$s" ] && echo "$s=$(cat "/proc/sys/$s")" >>"$tmp/sysctls"
-done
-
-restore_sysctls() {
-	local line s v
-	while IFS= read -r line; do
-		s=${line%%=*} v=${line#*=}
-		[ "$(cat "/proc/sys/$s")" = "$v" ] && continue
-		log "restoring sysctl ${s//\//.} = $v"
-		echo "$v" >"/proc/sys/$s" || log "cannot restore $s"
-	done <"$tmp/sysctls"
-}
-
-# cgroup_mounts: every cgroup hierarchy (v1 controllers and the unified tree).
-cgroup_mounts() {
-	awk '{for (i = 7; i < NF; i++) if ($i == "-") break; if ($(i + 1) ~ /^cgroup2?$/) print $5}' \
-		/proc/self/mountinfo | sort -u
-}
-
-# remove_cgroot: the run's cgroup root in every hierarchy, deepest first; processes
-# still in it are the run's own (kubelet's pods) and are reported, never moved.
-remove_cgroot() {
-	local m d
-	for m in $(cgroup_mounts); do
-		[ -d "$m/$cgroot" ] || continue
-		find "$m/$cgroot" -depth -type d -exec rmdir {} \; 2>/dev/null ||
-			log "cannot remove cgroup $m/$cgroot: $(find "$m/$cgroot" -name cgroup.procs -exec cat {} + 2>/dev/null | tr '\n' ' ')"
-	done
-}
+# The sysctls kubelet's container manager rewrites (setupKernelTunables), written
+# back afterwards.
+record_sysctls "${kubelet_sysctls[@]}" >"$tmp/sysctls"
 
 # Symlinks kubelet makes in /var/log/containers point into the run's pod log dir.
 containers_log_dir_preexisting=0
@@ -150,23 +81,7 @@ remove_container_log_links() {
 	[ "$containers_log_dir_preexisting" = 1 ] || rmdir /var/log/containers 2>/dev/null || true
 }
 
-portmap_chains="CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK"
-portmap_preexisting=""
-for c in $portmap_chains; do
-	iptables -w -t nat -S "$c" >/dev/null 2>&1 && portmap_preexisting+=" $c"
-done
-remove_portmap_chains() {
-	local c
-	iptables -w -t nat -S CNI-HOSTPORT-DNAT 2>/dev/null | grep -q '^-A' && return 0
-	for c in $portmap_chains; do
-		[[ " $portmap_preexisting " == *" $c "* ]] && continue
-		iptables -w -t nat -S "$c" >/dev/null 2>&1 || continue
-		while iptables -w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j "$c" 2>/dev/null; do :; done
-		while iptables -w -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j "$c" 2>/dev/null; do :; done
-		while iptables -w -t nat -D POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j "$c" 2>/dev/null; do :; done
-		iptables -w -t nat -F "$c" && iptables -w -t nat -X "$c" || log "cannot remove chain $c"
-	done
-}
+portmap_preexisting=$(existing_portmap_chains)
 
 # kubelet makes its canary chains (and the iptables-mode hint) in every table it
 # watches, whatever makeIPTablesUtilChains says; those the lane's kubelet made go with it.
@@ -193,27 +108,22 @@ remove_kubelet_chains() {
 }
 
 cleanup() {
-	local rc=$? m
+	local rc=$?
 	set +e
-	stop "$kubelet_pid" kubelet
-	if running "$berthd_pid" && [ -n "$(crictl pods -q 2>/dev/null)" ]; then
-		crictl rmp --all --force >/dev/null 2>&1 || log "could not remove the pods kubelet left"
-	fi
-	stop "$berthd_pid" berthd
-	stop "$registry_pid" testregistry
-	for f in kubelet.log berthd.log registry.log kubelet.yaml berth.toml; do
-		[ -f "$tmp/$f" ] && cp -f "$tmp/$f" "$artifacts/$f"
-	done
-	[ -n "${bridge:-}" ] && ip link show "$bridge" >/dev/null 2>&1 && { ip link del "$bridge" || log "cannot delete bridge $bridge"; }
+	stop_pid "$kubelet_pid" kubelet
+	stop_berthd "$berthd_pid" "$crictl_bin" "$tmp/berth.sock"
+	stop_pid "$registry_pid" testregistry
+	save_artifacts "$tmp" "$artifacts" kubelet.log berthd.log registry.log kubelet.yaml berth.toml
+	delete_bridge "${bridge:-}"
 	[ -n "${ip_forward:-}" ] && echo "$ip_forward" >/proc/sys/net/ipv4/ip_forward
-	remove_portmap_chains
+	remove_portmap_chains "$portmap_preexisting"
 	remove_kubelet_chains
-	remove_cgroot
+	# The run's cgroup root; processes still in it are the run's own (kubelet's
+	# pods) and are reported, never moved.
+	remove_cgroup_root "$cgroot"
 	remove_container_log_links
-	restore_sysctls
-	for m in $(awk -v d="$tmp/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
-		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "cannot unmount $m"
-	done
+	restore_sysctls "$tmp/sysctls"
+	unmount_under "$tmp"
 	rm -rf --one-file-system "$tmp"
 	exit "$rc"
 }
@@ -251,10 +161,11 @@ eventually() {
 source "$repo/hack/kubelet-e2e/setup.sh"
 source "$repo/hack/kubelet-e2e/checks.sh"
 
-start_registry
+start_registry "$own/testregistry" "$tmp"
 start_network
 start_berthd
-make_cgroot
+make_cgroup_root "$cgroot"
+log "cgroup root /$cgroot"
 write_manifests
 start_kubelet
 run_checks

@@ -7,13 +7,12 @@
 # berth's embedded network serve pods while /etc/cni/net.d is empty (berthd's own
 # default is off, for nodes that join a cluster).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib/all.sh"
+cd "$repo"
 hack/install-deps.sh --run
 # /usr/local/sbin first: the runc v1.5.2 install-deps.sh puts there, whatever $PATH
 # this shell started with (berthd looks runc up in $PATH).
-export PATH="/usr/local/go/bin:/usr/local/sbin:$PATH"
-go build -o bin/berthd ./cmd/berthd
-# Static and stripped: one runs per container, and without libc it needs one thread
-# and ~120 kB less each.
-CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o bin/berth-monitor ./cmd/berth-monitor
+export PATH="/usr/local/sbin:$PATH"
+build bin/berthd ./cmd/berthd
+build_monitor bin
 exec bin/berthd --default-network "$@"

@@ -34,7 +34,6 @@ func TestContainersLeak(t *testing.T) {
 	d := startDaemon(t, daemonOptions{Config: n.toml() + reg.MirrorTOML()})
 	d.pull(t, busyboxRef)
 	logRoot := t.TempDir()
-	cgroupsBefore := berthCgroups()
 
 	const goroutines, rounds = 10, 3
 	var (
@@ -192,7 +191,7 @@ func TestContainersLeak(t *testing.T) {
 
 	var l ctrLeftovers
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if l = containerLeftovers(t, d, ids, cgroupsBefore); l.empty() {
+		if l = containerLeftovers(t, d, ids); l.empty() {
 			break
 		}
 	}
@@ -207,20 +206,22 @@ func TestContainersLeak(t *testing.T) {
 
 // ctrLeftovers are the traces containers can leave on a node.
 type ctrLeftovers struct {
-	Traces                                  ctrTraces
-	Monitors, Sleepers, NewCgroups, Overlay []string
+	Traces                               ctrTraces
+	Monitors, Sleepers, Cgroups, Overlay []string
 }
 
 func (l ctrLeftovers) empty() bool {
 	tr := l.Traces
 	return len(tr.Mounts)+len(tr.Records)+len(tr.StateDirs)+len(tr.RWDirs)+len(tr.RuntimeState)+
-		len(l.Monitors)+len(l.Sleepers)+len(l.NewCgroups)+len(l.Overlay) == 0
+		len(l.Monitors)+len(l.Sleepers)+len(l.Cgroups)+len(l.Overlay) == 0
 }
 
 // containerLeftovers lists berthd's container traces, the berth-monitors running for
-// its directory, the "sleep 1000" processes in a cgroup of ids, the cgroups under
-// /sys/fs/cgroup/*/berth not in before, and the overlay mounts under its directory.
-func containerLeftovers(t *testing.T, d *daemon, ids []string, before []string) ctrLeftovers {
+// its directory, the "sleep 1000" processes in a cgroup of ids, the cgroups of ids
+// under the default parent /berth, and the overlay mounts under its directory. Only
+// this daemon's own things count: other berthds (other tests, other lanes on the
+// machine) share /berth and make and remove cgroups there all the while.
+func containerLeftovers(t *testing.T, d *daemon, ids []string) ctrLeftovers {
 	l := ctrLeftovers{Traces: containerTraces(t, d)}
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
@@ -230,7 +231,7 @@ func containerLeftovers(t *testing.T, d *daemon, ids []string, before []string) 
 		}
 		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
 		pid := filepath.Base(p)
-		if filepath.Base(args[0]) == "berth-monitor" && bytes.Contains(cmdline, []byte(d.dir)) {
+		if filepath.Base(args[0]) == "berth-monitor" && bytes.Contains(cmdline, []byte(d.dir+"/")) {
 			l.Monitors = append(l.Monitors, pid+" "+strings.Join(args, " "))
 		}
 		if len(args) == 2 && filepath.Base(args[0]) == "sleep" && args[1] == "1000" {
@@ -244,8 +245,8 @@ func containerLeftovers(t *testing.T, d *daemon, ids []string, before []string) 
 		}
 	}
 	for _, c := range berthCgroups() {
-		if !slices.Contains(before, c) {
-			l.NewCgroups = append(l.NewCgroups, c)
+		if slices.Contains(ids, filepath.Base(c)) {
+			l.Cgroups = append(l.Cgroups, c)
 		}
 	}
 	l.Overlay = overlayMountsUnder(t, d.dir)

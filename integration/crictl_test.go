@@ -111,20 +111,7 @@ func mustCrictl(t *testing.T, d *daemon, args ...string) string {
 // berthd, with the test registry serving the real busybox image as Docker Hub's mirror.
 func TestCrictlImages(t *testing.T) {
 	t.Parallel()
-	busybox, err := testimages.EnsureBusybox(ctxTimeout(t, 5*time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := testimages.NewBuilder(busybox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := b.BusyboxImage(testimages.Docker, testimages.BusyboxConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := serveRegistry(t)
-	push(t, reg, img, testimages.BusyboxImage)
+	reg, img := servedBusybox(t)
 	d := startDaemon(t, daemonOptions{Config: reg.MirrorTOML()})
 	id := idOf(t, img)
 	short := strings.TrimPrefix(id, "sha256:")[:13]

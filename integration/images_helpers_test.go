@@ -42,6 +42,27 @@ func serveRegistry(t *testing.T, imgs ...testimages.Image) *testimages.Registry 
 	return reg
 }
 
+// servedBusybox builds the real busybox image and serves it, from a registry of the
+// test's own, as Docker Hub's busybox (testimages.BusyboxImage).
+func servedBusybox(t *testing.T) (*testimages.Registry, v1.Image) {
+	t.Helper()
+	busybox, err := testimages.EnsureBusybox(ctxTimeout(t, 5*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := testimages.NewBuilder(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := b.BusyboxImage(testimages.Docker, testimages.BusyboxConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := serveRegistry(t)
+	push(t, reg, img, testimages.BusyboxImage)
+	return reg, img
+}
+
 // push publishes img under refs (mirror paths, see testimages.MirrorPath).
 func push(t *testing.T, reg *testimages.Registry, img v1.Image, refs ...string) {
 	t.Helper()

@@ -30,20 +30,7 @@ type streamEnv struct {
 // removed when the test ends.
 func newStreamEnv(t *testing.T) *streamEnv {
 	t.Helper()
-	busybox, err := testimages.EnsureBusybox(ctxTimeout(t, 5*time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := testimages.NewBuilder(busybox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := b.BusyboxImage(testimages.Docker, testimages.BusyboxConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := serveRegistry(t)
-	push(t, reg, img, testimages.BusyboxImage)
+	reg, _ := servedBusybox(t)
 	n := newTestNetwork(t)
 	e := &streamEnv{d: startDaemon(t, daemonOptions{Config: n.toml() + reg.MirrorTOML()})}
 	e.d.pull(t, testimages.BusyboxImage)

@@ -98,18 +98,7 @@ func TestContainerEvents(t *testing.T) {
 			tc.life(t, id)
 			var last int64
 			for i, want := range tc.want {
-				var ev *runtimeapi.ContainerEventResponse
-				for ev == nil || ev.ContainerId != id {
-					select {
-					case got, ok := <-events:
-						if !ok {
-							t.Fatalf("event stream ended before event %d (%s)", i, want.typ)
-						}
-						ev = got
-					case <-time.After(30 * time.Second):
-						t.Fatalf("no event %d (%s) within 30s", i, want.typ)
-					}
-				}
+				ev := nextEventOf(t, events, id, i, want.typ)
 				if ev.ContainerEventType != want.typ {
 					t.Fatalf("event %d is %s, want %s", i, ev.ContainerEventType, want.typ)
 				}
@@ -240,21 +229,29 @@ func TestPodSandboxEvents(t *testing.T) {
 		{runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, runtimeapi.PodSandboxState_SANDBOX_NOTREADY},
 	}
 	for i, w := range want {
-		var ev *runtimeapi.ContainerEventResponse
-		for ev == nil || ev.ContainerId != pod {
-			select {
-			case got, ok := <-events:
-				if !ok {
-					t.Fatalf("event stream ended before event %d (%s)", i, w.typ)
-				}
-				ev = got
-			case <-time.After(30 * time.Second):
-				t.Fatalf("no event %d (%s) within 30s", i, w.typ)
-			}
-		}
+		ev := nextEventOf(t, events, pod, i, w.typ)
 		if ev.ContainerEventType != w.typ || ev.PodSandboxStatus.GetId() != pod || ev.PodSandboxStatus.GetState() != w.state {
 			t.Fatalf("event %d: %s for pod %q in state %s; want %s, %q, %s", i,
 				ev.ContainerEventType, ev.PodSandboxStatus.GetId(), ev.PodSandboxStatus.GetState(), w.typ, pod, w.state)
+		}
+	}
+}
+
+// nextEventOf waits up to 30 s for the next event of the container (or pod) id on
+// events, skipping the others'; i and typ, the event expected, name it in failures.
+func nextEventOf(t *testing.T, events <-chan *runtimeapi.ContainerEventResponse, id string, i int, typ runtimeapi.ContainerEventType) *runtimeapi.ContainerEventResponse {
+	t.Helper()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatalf("event stream ended before event %d (%s)", i, typ)
+			}
+			if ev.ContainerId == id {
+				return ev
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no event %d (%s) within 30s", i, typ)
 		}
 	}
 }

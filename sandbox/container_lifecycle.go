@@ -127,31 +127,32 @@ func (s *Service) stopContainer(ctx context.Context, c *container, grace time.Du
 		if err != nil {
 			return err
 		}
-		if err := s.signal(ctx, c, h.Runtime, sig, false); err != nil {
-			return fmt.Errorf("stop container %s: %w", id, err)
-		}
-		timer := time.NewTimer(grace)
-		defer timer.Stop()
-		select {
-		case <-c.exited:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
+		if exited, err := s.signalAndWait(ctx, c, h.Runtime, sig, false, grace); exited || err != nil {
+			return err
 		}
 	}
-	if err := s.signal(ctx, c, h.Runtime, syscall.SIGKILL, true); err != nil {
-		return fmt.Errorf("stop container %s: %w", id, err)
+	if exited, err := s.signalAndWait(ctx, c, h.Runtime, syscall.SIGKILL, true, killWait); exited || err != nil {
+		return err
 	}
-	timer := time.NewTimer(killWait)
+	return fmt.Errorf("container %s did not exit %s after SIGKILL: %w", id, killWait, errdefs.ErrUnavailable)
+}
+
+// signalAndWait sends sig (to every process with all) and waits up to wait for the
+// container's exit to be recorded: exited says it was; an error, that the signal
+// failed or ctx ended first.
+func (s *Service) signalAndWait(ctx context.Context, c *container, rt OCIRuntime, sig syscall.Signal, all bool, wait time.Duration) (exited bool, err error) {
+	if err := s.signal(ctx, c, rt, sig, all); err != nil {
+		return false, fmt.Errorf("stop container %s: %w", c.meta.ID, err)
+	}
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case <-c.exited:
-		return nil
+		return true, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	case <-timer.C:
-		return fmt.Errorf("container %s did not exit %s after SIGKILL: %w", id, killWait, errdefs.ErrUnavailable)
+		return false, nil
 	}
 }
 

@@ -86,16 +86,11 @@ func (s *Service) UpdateContainerResources(ctx context.Context, id string, r *ru
 	if r == nil {
 		return errdefs.InvalidArgument("no linux resources to update")
 	}
-	c, err := s.getContainer(id)
+	c, st, err := s.lockUpdatable(id)
 	if err != nil {
 		return err
 	}
-	c.op.Lock()
 	defer c.op.Unlock()
-	st := c.status()
-	if st.State != ContainerCreated && st.State != ContainerRunning {
-		return errdefs.FailedPrecondition(fmt.Sprintf("container %s is %s", c.meta.ID, st.State))
-	}
 	res, err := cgroups.FromCRI(r)
 	if err != nil {
 		return err
@@ -158,17 +153,29 @@ func (s *Service) NRIUpdateContainer(ctx context.Context, id string, res *specs.
 	if res == nil {
 		return nil
 	}
-	c, err := s.getContainer(id)
+	c, st, err := s.lockUpdatable(id)
 	if err != nil {
 		return err
 	}
-	c.op.Lock()
 	defer c.op.Unlock()
+	return s.applyResources(ctx, c, st, res)
+}
+
+// lockUpdatable gets container id with its operation lock held (the caller unlocks
+// c.op) for a change of its resources: it must be created or running, and not removed
+// between the lookup and the lock (its record would come back).
+func (s *Service) lockUpdatable(id string) (*container, *containerRevision, error) {
+	c, err := s.getContainer(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.op.Lock()
 	st := c.status()
 	if c.removed || (st.State != ContainerCreated && st.State != ContainerRunning) {
-		return errdefs.FailedPrecondition(fmt.Sprintf("container %s is %s", c.meta.ID, st.State))
+		c.op.Unlock()
+		return nil, nil, errdefs.FailedPrecondition(fmt.Sprintf("container %s is %s", c.meta.ID, st.State))
 	}
-	return s.applyResources(ctx, c, st, res)
+	return c, st, nil
 }
 
 // updateBundle rewrites a bundle's config.json through change, atomically.

@@ -174,7 +174,7 @@ no_log_links_left() {
 
 sysctls_restored() {
 	local line s
-	restore_sysctls
+	restore_sysctls "$tmp/sysctls"
 	while IFS= read -r line; do
 		s=${line%%=*}
 		[ "$s=$(cat "/proc/sys/$s")" = "$line" ] || { echo "$s is $(cat "/proc/sys/$s"), was ${line#*=}"; return 1; }
@@ -192,7 +192,7 @@ teardown_checks() {
 	# collection (once a minute).
 	check "teardown: kubelet removes every pod sandbox" eventually 150 no_pods_left
 	check "teardown: no kubelet symlink left in /var/log/containers" eventually 60 no_log_links_left
-	stop "$kubelet_pid" kubelet
+	stop_pid "$kubelet_pid" kubelet
 	kubelet_pid=""
 	# kubelet bind-mounts its --root-dir onto itself (to make it rshared) and never
 	# undoes it: that one mount is the lane's to remove; any other would be a leak.

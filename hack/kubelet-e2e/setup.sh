@@ -3,107 +3,27 @@
 # $own, $kubelet, $cgroot, $node, $ns).
 # shellcheck shell=bash
 
-# free_port: a TCP port nothing listens on, picked at random from 40000-49999 (the
-# cluster lane picks from 20000-31999); a race with another process makes kubelet fail
-# to bind, and the lane says so.
-free_port() {
-	local p used
-	used=$(ss -Htan | awk '{n = split($4, a, ":"); print a[n]}' | sort -u)
-	for ((;;)); do
-		p=$((40000 + RANDOM % 10000))
-		grep -qx "$p" <<<"$used" && continue
-		[[ " ${taken_ports:-} " == *" $p "* ]] && continue
-		taken_ports="${taken_ports:-} $p"
-		echo "$p"
-		return
-	done
-}
-
-start_registry() {
-	local i
-	"$own/testregistry" -addr 127.0.0.1:0 >"$tmp/registry.out" 2>"$tmp/registry.log" &
-	registry_pid=$!
-	registry=""
-	for ((i = 0; i < 3000; i++)); do
-		registry=$(awk '$1 == "ready" {print $2; exit}' "$tmp/registry.out")
-		[ -n "$registry" ] && break
-		running "$registry_pid" || { log "testregistry exited:"; tail -n 40 "$tmp/registry.log" >&2; exit 1; }
-		sleep 0.1
-	done
-	[ -n "$registry" ] || { log "testregistry not ready after 5 minutes"; exit 1; }
-	log "test registry on $registry"
-}
-
 # start_network: the lane's own CNI network: a bridge bk<hex> with a free /24 of
 # 10.195.0.0/16, no masquerading, portmap with snat (hostPorts answer on 127.0.0.1).
 start_network() {
-	local i candidate
 	bridge="bk$hex"
-	subnet=""
-	for ((i = 0; i < 256; i++)); do
-		candidate="10.195.$(((RANDOM + i) % 256))"
-		if ! ip -4 -o addr show | grep -q " $candidate\."; then
-			subnet="$candidate.0/24"
-			break
-		fi
-	done
-	[ -n "$subnet" ] || { log "no free subnet in 10.195.0.0/16"; exit 1; }
+	subnet=$(pick_subnet 10.195)
 	ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)
-	mkdir -p "$tmp/net.d"
-	cat >"$tmp/net.d/10-lane1.conflist" <<EOF
-{"cniVersion": "1.0.0", "name": "lane1", "plugins": [
-  {"type": "bridge", "bridge": "$bridge", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$subnet"}]], "dataDir": "$tmp/ipam"}},
-  {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true},
-  {"type": "loopback"}]}
-EOF
+	write_bridge_conflist "$tmp/net.d/10-lane1.conflist" lane1 "$bridge" "$subnet" "$tmp/ipam"
 }
 
 start_berthd() {
-	local i
-	cat >"$tmp/berth.toml" <<EOF
-# Written by hack/kubelet-e2e.sh: every image comes from the loopback test registry.
-[image.registry]
-mirrors_only = true
-
-[image.registry.mirrors]
-"docker.io" = ["http://$registry"]
-"registry.k8s.io" = ["http://$registry"]
-
-[image.registry.hosts."$registry"]
-plain_http = true
-
-[network]
-conf_dir = "$tmp/net.d"
+	local argv
+	write_berth_toml "$tmp/berth.toml" "$registry" "$tmp/net.d"
+	cat >>"$tmp/berth.toml" <<EOF
 
 [pod]
 disk_usage_interval = "2s"
 EOF
-	"$own/berthd" --config "$tmp/berth.toml" --config-dir "$tmp/berth.d" \
-		--root "$tmp/root" --state "$tmp/state" --listen "unix://$tmp/berth.sock" --log-level info \
-		>"$tmp/berthd.log" 2>&1 &
+	mapfile -t argv < <(berthd_args "$tmp")
+	"$own/berthd" "${argv[@]}" >"$tmp/berthd.log" 2>&1 &
 	berthd_pid=$!
-	for ((i = 0; ; i++)); do
-		crictl version >/dev/null 2>&1 && break
-		running "$berthd_pid" || { log "berthd exited:"; tail -n 40 "$tmp/berthd.log" >&2; exit 1; }
-		((i < 300)) || { log "berthd not answering after 30s"; exit 1; }
-		sleep 0.1
-	done
-	log "berthd (pid $berthd_pid) on $tmp/berth.sock"
-}
-
-# make_cgroot: kubelet's cgroup root, /berth-kubelet-<hex>, in every hierarchy (kubelet
-# checks that it exists); cpuset gets its parent's CPUs and memory nodes, which a new
-# v1 cpuset cgroup lacks.
-make_cgroot() {
-	local m f
-	for m in $(cgroup_mounts); do
-		mkdir "$m/$cgroot"
-		for f in cpuset.cpus cpuset.mems; do
-			[ -f "$m/$f" ] && cat "$m/$f" >"$m/$cgroot/$f"
-		done
-	done
-	log "cgroup root /$cgroot"
+	wait_berthd "$berthd_pid" "$crictl_bin" "$tmp/berth.sock" "$tmp/berthd.log"
 }
 
 # write_manifests: the static pods.
@@ -114,7 +34,8 @@ make_cgroot() {
 #  crash:  busybox that prints a line and exits 3, again and again.
 #  writer: busybox that writes 10 MB into its root filesystem.
 write_manifests() {
-	hostport=$(free_port)
+	# Ports from 40000-49999: the cluster lane picks from 20000-31999.
+	hostport=$(free_port 40000 10000)
 	mkdir -p "$tmp/manifests" "$tmp/host"
 	local busybox=registry.k8s.io/e2e-test-images/busybox:1.29-2
 	local nginx=registry.k8s.io/e2e-test-images/nginx:1.14-2
@@ -205,7 +126,7 @@ EOF
 
 start_kubelet() {
 	local i
-	kport=$(free_port) roport=$(free_port) hzport=$(free_port)
+	kport=$(free_port 40000 10000) roport=$(free_port 40000 10000) hzport=$(free_port 40000 10000)
 	# No cgroupDriver: kubelet takes it from berthd's RuntimeConfig. No kubeletCgroups,
 	# systemCgroups or runtime cgroups: no process of the node is moved.
 	cat >"$tmp/kubelet.yaml" <<EOF

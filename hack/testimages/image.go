@@ -29,36 +29,30 @@ func (f Format) String() string {
 	return "docker"
 }
 
-// LayerMediaType is the gzip layer media type of the format.
-func (f Format) LayerMediaType() types.MediaType {
+// pick is oci for the OCI format, docker for Docker's.
+func (f Format) pick(oci, docker types.MediaType) types.MediaType {
 	if f == OCI {
-		return types.OCILayer
+		return oci
 	}
-	return types.DockerLayer
+	return docker
 }
+
+// LayerMediaType is the gzip layer media type of the format.
+func (f Format) LayerMediaType() types.MediaType { return f.pick(types.OCILayer, types.DockerLayer) }
 
 // ManifestMediaType is the image manifest media type of the format.
 func (f Format) ManifestMediaType() types.MediaType {
-	if f == OCI {
-		return types.OCIManifestSchema1
-	}
-	return types.DockerManifestSchema2
+	return f.pick(types.OCIManifestSchema1, types.DockerManifestSchema2)
 }
 
 // IndexMediaType is the index (manifest list) media type of the format.
 func (f Format) IndexMediaType() types.MediaType {
-	if f == OCI {
-		return types.OCIImageIndex
-	}
-	return types.DockerManifestList
+	return f.pick(types.OCIImageIndex, types.DockerManifestList)
 }
 
 // ConfigMediaType is the image config media type of the format.
 func (f Format) ConfigMediaType() types.MediaType {
-	if f == OCI {
-		return types.OCIConfigJSON
-	}
-	return types.DockerConfigJSON
+	return f.pick(types.OCIConfigJSON, types.DockerConfigJSON)
 }
 
 // HostPlatform is linux on the architecture this program runs on.

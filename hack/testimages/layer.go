@@ -164,31 +164,24 @@ func NewRawLayer(uncompressed, compressed []byte, mediaType types.MediaType) (*L
 func compress(data []byte, mt types.MediaType) ([]byte, error) {
 	s := string(mt)
 	var buf bytes.Buffer
+	var zw io.WriteCloser
+	var err error
 	switch {
 	case strings.HasSuffix(s, "gzip"):
-		zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := zw.Write(data); err != nil {
-			return nil, err
-		}
-		if err := zw.Close(); err != nil {
-			return nil, err
-		}
+		zw, err = gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 	case strings.HasSuffix(s, "zstd"):
-		zw, err := zstd.NewWriter(&buf, zstd.WithEncoderConcurrency(1))
-		if err != nil {
-			return nil, err
-		}
-		if _, err := zw.Write(data); err != nil {
-			return nil, err
-		}
-		if err := zw.Close(); err != nil {
-			return nil, err
-		}
+		zw, err = zstd.NewWriter(&buf, zstd.WithEncoderConcurrency(1))
 	default:
 		return data, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(data); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
 	}
 	return buf.Bytes(), nil
 }

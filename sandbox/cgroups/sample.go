@@ -82,88 +82,139 @@ const userHZ = 100
 // rounded maximum), reported as 0 so that a limit can be told from the absence of one.
 const unlimitedFloor = 1 << 62
 
+// A figure is where one number of a Sample comes from: the file's only value when key
+// is "", else the value of key in the file's "key value" lines; conv (if any) turns it
+// into the Sample's unit. Both layouts are read the same way, from one table each
+// (readV1, readV2); what is not one file's number is worked out after.
+type figure struct {
+	dst       *uint64
+	file, key string
+	conv      func(uint64) uint64
+}
+
+// fill reads every figure, each file once; path maps a figure's file to its path. It
+// returns the key-value files it read, for what the caller works out from them.
+func fill(path func(file string) string, figures []figure) map[string]map[string]uint64 {
+	kv := map[string]map[string]uint64{}
+	for _, f := range figures {
+		var v uint64
+		if f.key == "" {
+			v = readUintFile(path(f.file))
+		} else {
+			m, ok := kv[f.file]
+			if !ok {
+				m = readKVFile(path(f.file))
+				kv[f.file] = m
+			}
+			v = m[f.key]
+		}
+		if f.conv != nil {
+			v = f.conv(v)
+		}
+		*f.dst = v
+	}
+	return kv
+}
+
+// times converts a count of units of n nanoseconds (or bytes) into nanoseconds.
+func times(n uint64) func(uint64) uint64 { return func(v uint64) uint64 { return v * n } }
+
 // readV1 reads the cgroup at rel (relative to each hierarchy) under root, where
-// every v1 controller is mounted at root/<controller>.
+// every v1 controller is mounted at root/<controller>: a figure's file is
+// "<controller>/<name>".
 func readV1(root, rel string) *Sample {
-	dir := func(ctrl string) string { return filepath.Join(root, ctrl, rel) }
-	s := &Sample{ProcsFile: filepath.Join(dir("pids"), "cgroup.procs")}
+	path := func(file string) string {
+		ctrl, name, _ := strings.Cut(file, "/")
+		return filepath.Join(root, ctrl, rel, name)
+	}
+	s := &Sample{ProcsFile: path("pids/cgroup.procs")}
+	const cpuStat, memStat = "cpu/cpu.stat", "memory/memory.stat"
+	kv := fill(path, []figure{
+		{&s.CPUUsage, "cpuacct/cpuacct.usage", "", nil},
+		{&s.CPUUser, "cpuacct/cpuacct.stat", "user", times(1e9 / userHZ)},
+		{&s.CPUSystem, "cpuacct/cpuacct.stat", "system", times(1e9 / userHZ)},
+		{&s.Periods, cpuStat, "nr_periods", nil},
+		{&s.Throttled, cpuStat, "nr_throttled", nil},
+		{&s.ThrottledNanos, cpuStat, "throttled_time", nil},
+		{&s.CPUShares, "cpu/cpu.shares", "", nil},
+		{&s.CPUPeriod, "cpu/cpu.cfs_period_us", "", nil},
+		{&s.CPUQuota, "cpu/cpu.cfs_quota_us", "", nil}, // -1 parses to 0
 
-	cpuacct := dir("cpuacct")
-	s.CPUUsage = readUintFile(filepath.Join(cpuacct, "cpuacct.usage"))
-	st := readKVFile(filepath.Join(cpuacct, "cpuacct.stat"))
-	s.CPUUser = st["user"] * (1e9 / userHZ)
-	s.CPUSystem = st["system"] * (1e9 / userHZ)
+		{&s.MemUsage, "memory/memory.usage_in_bytes", "", nil},
+		{&s.MemMaxUsage, "memory/memory.max_usage_in_bytes", "", nil},
+		{&s.MemCache, memStat, "cache", nil},
+		{&s.MemRSS, memStat, "rss", nil},
+		{&s.MemMapped, memStat, "mapped_file", nil},
+		{&s.MemSwap, memStat, "swap", nil},
+		{&s.Pgfault, memStat, "pgfault", nil},
+		{&s.Pgmajfault, memStat, "pgmajfault", nil},
+		{&s.HierPgfault, memStat, "total_pgfault", nil},
+		{&s.HierPgmajfault, memStat, "total_pgmajfault", nil},
+		{&s.MemKernel, "memory/memory.kmem.usage_in_bytes", "", nil},
+		{&s.MemFailcnt, "memory/memory.failcnt", "", nil},
+		{&s.MemLimit, "memory/memory.limit_in_bytes", "", limitV1},
+		{&s.MemSwapLimit, "memory/memory.memsw.limit_in_bytes", "", limitV1},
+		{&s.MemReservation, "memory/memory.soft_limit_in_bytes", "", limitV1},
+		{&s.OOMKills, "memory/memory.oom_control", "oom_kill", nil},
 
-	cpu := dir("cpu")
-	cs := readKVFile(filepath.Join(cpu, "cpu.stat"))
-	s.Periods, s.Throttled, s.ThrottledNanos = cs["nr_periods"], cs["nr_throttled"], cs["throttled_time"]
-	s.CPUShares = readUintFile(filepath.Join(cpu, "cpu.shares"))
-	s.CPUPeriod = readUintFile(filepath.Join(cpu, "cpu.cfs_period_us"))
-	s.CPUQuota = readUintFile(filepath.Join(cpu, "cpu.cfs_quota_us")) // -1 parses to 0
-
-	mem := dir("memory")
-	s.MemUsage = readUintFile(filepath.Join(mem, "memory.usage_in_bytes"))
-	s.MemMaxUsage = readUintFile(filepath.Join(mem, "memory.max_usage_in_bytes"))
-	ms := readKVFile(filepath.Join(mem, "memory.stat"))
-	s.MemCache, s.MemRSS, s.MemMapped, s.MemSwap = ms["cache"], ms["rss"], ms["mapped_file"], ms["swap"]
-	s.MemWorkingSet = subFloor(s.MemUsage, ms["total_inactive_file"])
-	s.Pgfault, s.Pgmajfault = ms["pgfault"], ms["pgmajfault"]
-	s.HierPgfault, s.HierPgmajfault = ms["total_pgfault"], ms["total_pgmajfault"]
-	s.MemKernel = readUintFile(filepath.Join(mem, "memory.kmem.usage_in_bytes"))
-	s.MemFailcnt = readUintFile(filepath.Join(mem, "memory.failcnt"))
-	s.MemLimit = limitV1(readUintFile(filepath.Join(mem, "memory.limit_in_bytes")))
-	s.MemSwapLimit = limitV1(readUintFile(filepath.Join(mem, "memory.memsw.limit_in_bytes")))
-	s.MemReservation = limitV1(readUintFile(filepath.Join(mem, "memory.soft_limit_in_bytes")))
-	s.OOMKills = readKVFile(filepath.Join(mem, "memory.oom_control"))["oom_kill"]
-
-	pids := dir("pids")
-	s.Tasks = readUintFile(filepath.Join(pids, "pids.current"))
-	s.TasksMax = readUintFile(filepath.Join(pids, "pids.max"))
-
-	blkio := dir("blkio")
-	s.IO = mergeBlkio(readBlkioFile(filepath.Join(blkio, "blkio.throttle.io_service_bytes")),
-		readBlkioFile(filepath.Join(blkio, "blkio.throttle.io_serviced")))
+		{&s.Tasks, "pids/pids.current", "", nil},
+		{&s.TasksMax, "pids/pids.max", "", nil},
+	})
+	s.MemWorkingSet = subFloor(s.MemUsage, kv[memStat]["total_inactive_file"])
+	s.IO = mergeBlkio(readBlkioFile(path("blkio/blkio.throttle.io_service_bytes")),
+		readBlkioFile(path("blkio/blkio.throttle.io_serviced")))
 	return s
 }
 
 // readV2 reads the unified cgroup directory dir.
 func readV2(dir string) *Sample {
-	f := func(name string) string { return filepath.Join(dir, name) }
-	s := &Sample{ProcsFile: f("cgroup.procs")}
+	path := func(file string) string { return filepath.Join(dir, file) }
+	s := &Sample{ProcsFile: path("cgroup.procs")}
+	var weight uint64
+	const memStat = "memory.stat"
+	kv := fill(path, []figure{
+		{&s.CPUUsage, "cpu.stat", "usage_usec", times(1000)},
+		{&s.CPUUser, "cpu.stat", "user_usec", times(1000)},
+		{&s.CPUSystem, "cpu.stat", "system_usec", times(1000)},
+		{&s.Periods, "cpu.stat", "nr_periods", nil},
+		{&s.Throttled, "cpu.stat", "nr_throttled", nil},
+		{&s.ThrottledNanos, "cpu.stat", "throttled_usec", times(1000)},
+		{&weight, "cpu.weight", "", nil},
 
-	cs := readKVFile(f("cpu.stat"))
-	s.CPUUsage, s.CPUUser, s.CPUSystem = cs["usage_usec"]*1000, cs["user_usec"]*1000, cs["system_usec"]*1000
-	s.Periods, s.Throttled, s.ThrottledNanos = cs["nr_periods"], cs["nr_throttled"], cs["throttled_usec"]*1000
-	if w := readUintFile(f("cpu.weight")); w > 0 {
-		s.CPUShares = weightToShares(w)
+		{&s.MemUsage, "memory.current", "", nil},
+		{&s.MemMaxUsage, "memory.peak", "", nil}, // kernels before 5.19 have none
+		{&s.MemCache, memStat, "file", nil},
+		{&s.MemRSS, memStat, "anon", nil},
+		{&s.MemMapped, memStat, "file_mapped", nil},
+		{&s.MemKernel, memStat, "kernel", nil},
+		// v2 counts faults only with descendants: both scopes get the same figure.
+		{&s.Pgfault, memStat, "pgfault", nil},
+		{&s.Pgmajfault, memStat, "pgmajfault", nil},
+		{&s.HierPgfault, memStat, "pgfault", nil},
+		{&s.HierPgmajfault, memStat, "pgmajfault", nil},
+		{&s.MemSwap, "memory.swap.current", "", nil},
+		{&s.MemFailcnt, "memory.events", "max", nil},
+		{&s.OOMKills, "memory.events", "oom_kill", nil},
+		{&s.MemLimit, "memory.max", "", nil}, // "max" parses to 0
+		{&s.MemSwapLimit, "memory.swap.max", "", nil},
+		{&s.MemReservation, "memory.low", "", nil},
+
+		{&s.Tasks, "pids.current", "", nil},
+		{&s.TasksMax, "pids.max", "", nil},
+	})
+	if weight > 0 {
+		s.CPUShares = weightToShares(weight)
 	}
-	if quota, period, ok := strings.Cut(readString(f("cpu.max")), " "); ok {
+	if quota, period, ok := strings.Cut(readString(path("cpu.max")), " "); ok {
 		s.CPUQuota = parseUint(quota) // "max" parses to 0
 		s.CPUPeriod = parseUint(period)
 	}
-
-	s.MemUsage = readUintFile(f("memory.current"))
-	s.MemMaxUsage = readUintFile(f("memory.peak")) // kernels before 5.19 have none
-	ms := readKVFile(f("memory.stat"))
-	s.MemCache, s.MemRSS, s.MemMapped = ms["file"], ms["anon"], ms["file_mapped"]
+	ms := kv[memStat]
 	s.MemWorkingSet = subFloor(s.MemUsage, ms["inactive_file"])
-	s.MemKernel = ms["kernel"]
 	if s.MemKernel == 0 { // before 5.18 the kernel's share is only itemised
 		s.MemKernel = ms["kernel_stack"] + ms["pagetables"] + ms["sock"] + ms["slab"] + ms["percpu"]
 	}
-	// v2 counts faults only with descendants: both scopes get the same figure.
-	s.Pgfault, s.Pgmajfault = ms["pgfault"], ms["pgmajfault"]
-	s.HierPgfault, s.HierPgmajfault = s.Pgfault, s.Pgmajfault
-	s.MemSwap = readUintFile(f("memory.swap.current"))
-	ev := readKVFile(f("memory.events"))
-	s.MemFailcnt, s.OOMKills = ev["max"], ev["oom_kill"]
-	s.MemLimit = readUintFile(f("memory.max"))
-	s.MemSwapLimit = readUintFile(f("memory.swap.max"))
-	s.MemReservation = readUintFile(f("memory.low"))
-
-	s.Tasks = readUintFile(f("pids.current"))
-	s.TasksMax = readUintFile(f("pids.max"))
-	s.IO = readIOStat(f("io.stat"))
+	s.IO = readIOStat(path("io.stat"))
 	return s
 }
 
@@ -205,20 +256,28 @@ func parseUint(s string) uint64 {
 
 func readUintFile(path string) uint64 { return parseUint(readString(path)) }
 
-// readKVFile reads the "key value" lines of files like memory.stat and cpu.stat.
-func readKVFile(path string) map[string]uint64 {
-	out := map[string]uint64{}
+// eachLine calls fn with the blank-separated fields of every line of the file at
+// path; a file that cannot be read has no lines.
+func eachLine(path string, fn func(fields []string)) {
 	f, err := os.Open(path)
 	if err != nil {
-		return out
+		return
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), " "); ok {
-			out[k] = parseUint(v)
-		}
+		fn(strings.Fields(sc.Text()))
 	}
+}
+
+// readKVFile reads the "key value" lines of files like memory.stat and cpu.stat.
+func readKVFile(path string) map[string]uint64 {
+	out := map[string]uint64{}
+	eachLine(path, func(fl []string) {
+		if len(fl) == 2 {
+			out[fl[0]] = parseUint(fl[1])
+		}
+	})
 	return out
 }
 
@@ -231,23 +290,14 @@ type blkioEntry struct {
 
 func readBlkioFile(path string) []blkioEntry {
 	var out []blkioEntry
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fl := strings.Fields(sc.Text())
+	eachLine(path, func(fl []string) {
 		if len(fl) != 3 { // skips the "Total N" line
-			continue
+			return
 		}
-		maj, minor, ok := parseDevice(fl[0])
-		if !ok {
-			continue
+		if maj, minor, ok := parseDevice(fl[0]); ok {
+			out = append(out, blkioEntry{major: maj, minor: minor, op: fl[1], value: parseUint(fl[2])})
 		}
-		out = append(out, blkioEntry{major: maj, minor: minor, op: fl[1], value: parseUint(fl[2])})
-	}
+	})
 	return out
 }
 
@@ -266,70 +316,48 @@ func parseDevice(s string) (major, minor uint64, ok bool) {
 func mergeBlkio(bytes, ops []blkioEntry) []IODevice {
 	var out []IODevice
 	at := map[[2]uint64]int{}
-	get := func(e blkioEntry) *IODevice {
-		k := [2]uint64{e.major, e.minor}
-		i, ok := at[k]
-		if !ok {
-			i = len(out)
-			at[k] = i
-			out = append(out, IODevice{Major: e.major, Minor: e.minor})
-		}
-		return &out[i]
-	}
-	for _, e := range bytes {
-		d := get(e)
-		switch e.op {
-		case "Read":
-			d.ReadBytes += e.value
-		case "Write":
-			d.WriteBytes += e.value
+	add := func(entries []blkioEntry, read, write func(*IODevice) *uint64) {
+		for _, e := range entries {
+			k := [2]uint64{e.major, e.minor}
+			i, ok := at[k]
+			if !ok {
+				i = len(out)
+				at[k] = i
+				out = append(out, IODevice{Major: e.major, Minor: e.minor})
+			}
+			switch e.op {
+			case "Read":
+				*read(&out[i]) += e.value
+			case "Write":
+				*write(&out[i]) += e.value
+			}
 		}
 	}
-	for _, e := range ops {
-		d := get(e)
-		switch e.op {
-		case "Read":
-			d.Reads += e.value
-		case "Write":
-			d.Writes += e.value
-		}
-	}
+	add(bytes, func(d *IODevice) *uint64 { return &d.ReadBytes }, func(d *IODevice) *uint64 { return &d.WriteBytes })
+	add(ops, func(d *IODevice) *uint64 { return &d.Reads }, func(d *IODevice) *uint64 { return &d.Writes })
 	return out
 }
 
 // readIOStat reads v2's io.stat: "major:minor rbytes=N wbytes=N rios=N wios=N …".
 func readIOStat(path string) []IODevice {
 	var out []IODevice
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fl := strings.Fields(sc.Text())
+	eachLine(path, func(fl []string) {
 		if len(fl) == 0 {
-			continue
+			return
 		}
 		maj, minor, ok := parseDevice(fl[0])
 		if !ok {
-			continue
+			return
 		}
 		d := IODevice{Major: maj, Minor: minor}
+		field := map[string]*uint64{"rbytes": &d.ReadBytes, "wbytes": &d.WriteBytes, "rios": &d.Reads, "wios": &d.Writes}
 		for _, kv := range fl[1:] {
 			k, v, _ := strings.Cut(kv, "=")
-			switch k {
-			case "rbytes":
-				d.ReadBytes = parseUint(v)
-			case "wbytes":
-				d.WriteBytes = parseUint(v)
-			case "rios":
-				d.Reads = parseUint(v)
-			case "wios":
-				d.Writes = parseUint(v)
+			if dst := field[k]; dst != nil {
+				*dst = parseUint(v)
 			}
 		}
 		out = append(out, d)
-	}
+	})
 	return out
 }

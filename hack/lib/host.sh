@@ -1,0 +1,109 @@
+# What a lane changes on the host and puts back: mounts under its run directory,
+# cgroups it made, sysctls kubelet or kube-proxy rewrite. Sourced, not run; needs
+# log.
+# shellcheck shell=bash
+
+# unmount_under DIR: unmounts everything mounted below DIR, deepest first. Fails
+# (after trying all) if a mount stays.
+unmount_under() {
+	local m rc=0
+	for m in $(awk -v d="$1/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || { log "cannot unmount $m"; rc=1; }
+	done
+	return "$rc"
+}
+
+# cgroup_mounts: the mount point of every cgroup hierarchy (v1 and v2).
+cgroup_mounts() {
+	awk '{for (i = 7; i < NF; i++) if ($i == "-") break; if ($(i + 1) ~ /^cgroup2?$/) print $5}' \
+		/proc/self/mountinfo | sort -u
+}
+
+# make_cgroup_root NAME: the cgroup /NAME in every hierarchy (kubelet's cgroupRoot
+# must exist); cpuset gets its parent's CPUs and memory nodes, which a new v1
+# cpuset cgroup lacks.
+make_cgroup_root() {
+	local m f
+	for m in $(cgroup_mounts); do
+		mkdir "$m/$1"
+		for f in cpuset.cpus cpuset.mems; do
+			[ -f "$m/$f" ] && cat "$m/$f" >"$m/$1/$f"
+		done
+	done
+	return 0
+}
+
+# remove_cgroup_tree DIR: removes the cgroup DIR and every cgroup below it,
+# deepest first. Processes still in it are reported, never moved. Fails if it stays.
+remove_cgroup_tree() {
+	[ -d "$1" ] || return 0
+	find "$1" -depth -type d -exec rmdir {} \; 2>/dev/null
+	[ -d "$1" ] || return 0
+	log "cannot remove cgroup $1: $(find "$1" -name cgroup.procs -exec cat {} + 2>/dev/null | tr '\n' ' ')"
+	return 1
+}
+
+# remove_cgroup_root NAME: remove_cgroup_tree of /NAME in every hierarchy.
+remove_cgroup_root() {
+	local m rc=0
+	[ -n "${1:-}" ] || return 0
+	for m in $(cgroup_mounts); do
+		remove_cgroup_tree "$m/$1" || rc=1
+	done
+	return "$rc"
+}
+
+# berth's default cgroup parent (/berth), which pods naming none go under and the
+# OCI runtime leaves behind: a lane removes it afterwards (when empty) unless it
+# was there before. berth_parents lists those there now, one a line.
+berth_parents() { ls -d /sys/fs/cgroup/*/berth /sys/fs/cgroup/berth 2>/dev/null || true; }
+
+# remove_berth_parents BEFORE: removes each /berth parent not listed in BEFORE
+# (what berth_parents said before the run).
+remove_berth_parents() {
+	local d
+	for d in $(berth_parents); do
+		[[ $'\n'"$1"$'\n' == *$'\n'"$d"$'\n'* ]] && continue
+		find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || log "cannot remove cgroup $d"
+	done
+	return 0
+}
+
+# The host sysctls kubelet's container manager rewrites (setupKernelTunables).
+kubelet_sysctls=(
+	vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops
+	kernel/keys/root_maxkeys kernel/keys/root_maxbytes
+)
+# Those and what kube-proxy and the pod network may rewrite: the cluster lanes
+# record them first and write back each one that changed.
+tracked_sysctls=(
+	"${kubelet_sysctls[@]}"
+	net/ipv4/ip_forward net/ipv4/conf/all/route_localnet
+	net/bridge/bridge-nf-call-iptables net/netfilter/nf_conntrack_max
+	net/netfilter/nf_conntrack_tcp_timeout_established
+	net/netfilter/nf_conntrack_tcp_timeout_close_wait
+)
+
+# record_sysctls [SYSCTL...]: "path=value" per line for every SYSCTL (default:
+# tracked_sysctls) that exists.
+record_sysctls() {
+	local s
+	[ $# -gt 0 ] || set -- "${tracked_sysctls[@]}"
+	for s in "$@"; do
+		[ -r "/proc/sys/$s" ] && printf '%s=%s\n' "$s" "$(cat "/proc/sys/$s")"
+	done
+	return 0
+}
+
+# restore_sysctls FILE: write back each recorded value that differs now.
+restore_sysctls() {
+	local line s v
+	[ -f "$1" ] || return 0
+	while IFS= read -r line; do
+		s=${line%%=*} v=${line#*=}
+		[ "$(cat "/proc/sys/$s" 2>/dev/null)" = "$v" ] && continue
+		log "restoring sysctl ${s//\//.} = $v"
+		echo "$v" >"/proc/sys/$s" || log "cannot restore $s"
+	done <"$1"
+	return 0
+}
