@@ -261,7 +261,10 @@ else
 		cmd+=("--ginkgo.${ginkgo_args[i]}=${ginkgo_args[i + 1]}")
 	done
 fi
-log "running e2e_node [NodeConformance]${all:+ (all)}${all:- (CI slice)} (output: $artifacts/e2e.log)"
+what="the CI slice"
+[ -z "$all" ] || what="all of it"
+[ -z "${NODE_E2E_FOCUS:-}" ] || what="focus ${NODE_E2E_FOCUS}"
+log "running e2e_node [NodeConformance], $what, $parallel process(es) (output: $artifacts/e2e.log)"
 start=$(date +%s)
 set +e
 (cd "$run" && PATH="$run/path" exec "${cmd[@]}") >"$run/e2e.log" 2>&1 &
