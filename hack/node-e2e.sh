@@ -163,8 +163,12 @@ cat >"$run/net.d/10-node-e2e.conflist" <<EOF
 EOF
 
 # --- berthd.
+# The RuntimeClass and PodOverhead specs expect a handler named test-handler
+# (Kubernetes' CI configures one as runc).
 cat >"$run/berth.toml" <<EOF
 cgroup_driver = "cgroupfs"
+[runtimes.test-handler]
+path = "runc"
 [image.registry]
 mirrors_only = true
 [image.registry.mirrors]

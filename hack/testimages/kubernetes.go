@@ -70,8 +70,8 @@ func nonRootImage(b *Builder, f Format) (v1.Image, error) {
 // agnhostImage is e2e-test-images/agnhost on the busybox base: /agnhost (and
 // the /agnhost-2 link), /uploads, the user and group the image defines
 // (user-defined-in-image 1000, group-defined-in-image 50000), entrypoint
-// /agnhost, command pause, and /localhost.crt and /localhost.key for its TLS
-// servers. Upstream's extra tools (curl, socat, iperf, coredns, the fake
+// /agnhost, command pause, /localhost.crt and /localhost.key for its TLS
+// servers, and a /bin/bash that runs busybox's sh (helpers/bash.c). Upstream's extra tools (curl, socat, iperf, coredns, the fake
 // registry's content) are not there.
 func agnhostImage(b *Builder, f Format) (v1.Image, error) {
 	b.mu.Lock()
@@ -79,6 +79,10 @@ func agnhostImage(b *Builder, f Format) (v1.Image, error) {
 	b.mu.Unlock()
 	if bin == nil {
 		return nil, fmt.Errorf("no agnhost binary (Builder.SetAgnhost)")
+	}
+	bash, err := b.Helper("bash")
+	if err != nil {
+		return nil, err
 	}
 	cert, key, err := localhostCert()
 	if err != nil {
@@ -96,6 +100,7 @@ func agnhostImage(b *Builder, f Format) (v1.Image, error) {
 		Reg("etc/passwd", 0o644, passwd),
 		Reg("etc/group", 0o644, group),
 		Reg("etc/shadow", 0o640, shadowFor(passwd)),
+		{Path: "bin/bash", Mode: 0o755, Content: bash},
 		{Path: "localhost.crt", Mode: 0o644, Content: cert},
 		{Path: "localhost.key", Mode: 0o600, Content: key},
 		{Path: "agnhost", Mode: 0o755, Content: bin},
