@@ -7,7 +7,7 @@
 #
 #   hack/node-e2e.sh              the representative slice CI runs (NODE_E2E_SLICE)
 #   hack/node-e2e.sh --all        every [NodeConformance] spec
-#   NODE_E2E_FOCUS=regexp         only specs matching (within the slice or --all)
+#   NODE_E2E_FOCUS=regexp         only the specs matching (instead of the slice)
 #   NODE_E2E_UPDATE=1             rewrite the ratchet with the passing set (with --all)
 #   NODE_E2E_PARALLEL=N           ginkgo parallel processes (default 1)
 #
@@ -25,7 +25,6 @@ source "$(dirname "$0")/cluster/lib.sh"
 slice='Container Runtime|Container Lifecycle Hook|Probing container|PrivilegedPod|Security Context|Kubelet when scheduling|Downward API|ConfigMap|Secrets|EmptyDir|Variable Expansion|Pods should|InitContainer|Lease|ImageCredentialProvider|ContainerLogRotation|Mount propagation|Summary API'
 all=""
 [ "${1:-}" = "--all" ] && all=1
-focus='\[NodeConformance\]'
 skip='\[Flaky\]|\[Slow\]|\[Serial\]'
 ratchet="$repo/hack/node-e2e-pass.txt"
 artifacts="${NODE_E2E_ARTIFACTS:-$repo/_output/node-e2e}"
@@ -52,18 +51,41 @@ cgroup_root="berth-node-e2e-$id"
 registry_pid="" berthd_pid="" e2e_pid=""
 record_sysctls >"$run/sysctls.before"
 list_chains iptables >"$run/chains4.before"
+list_chains ip6tables >"$run/chains6.before"
+record_node_chains >"$run/node-chains.before"
+[ -d /var/log/containers ] && touch "$run/var-log-containers.before"
 [ -e /var/lib/kubelet ] && touch "$run/var-lib-kubelet.before"
 
+# suite_pids: the suite's own processes (its services and the kubelet it
+# started: their command lines name the run's directory), should the suite die
+# without stopping them.
+suite_pids() {
+	local p bin
+	bin=$(readlink -f "$k8s_bin")
+	for p in /proc/[0-9]*; do
+		case "$(readlink "$p/exe" 2>/dev/null)" in
+		"$bin/kubelet" | "$bin/e2e_node.test" | "$bin/ginkgo") ;;
+		*) continue ;;
+		esac
+		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$run/" && echo "${p#/proc/}"
+	done
+	return 0
+}
+
 cleanup() {
-	local rc=$? m d
+	local rc=$? m d p l
 	set +e
 	stop_pid "$e2e_pid" e2e_node.test 60
+	for p in $(suite_pids); do
+		log "stopping pid $p the suite left: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-100)"
+		stop_pid "$p" "pid $p" 30
+	done
 	if running "$berthd_pid"; then
 		"$crictl" --runtime-endpoint "unix://$run/berth.sock" --timeout 120s rmp --all --force >/dev/null 2>&1
 	fi
 	stop_pid "$berthd_pid" berthd
 	stop_pid "$registry_pid" testregistry
-	for f in berthd.log registry.log e2e.log junit.xml kubelet.log; do
+	for f in berthd.log registry.log e2e.log junit.xml kubelet-base.yaml berth.toml; do
 		[ -f "$run/$f" ] && cp -f "$run/$f" "$artifacts/$f"
 	done
 	[ -f "$run/report/kubelet.log" ] && cp -f "$run/report/kubelet.log" "$artifacts/kubelet.log"
@@ -79,8 +101,17 @@ cleanup() {
 	if [ ! -e "$run/var-lib-kubelet.before" ] && [ -d /var/lib/kubelet ]; then
 		rmdir /var/lib/kubelet 2>/dev/null || log "/var/lib/kubelet is not empty; left for a look"
 	fi
+	# kubelet links each container's log into /var/log/containers.
+	for l in /var/log/containers/*; do
+		[ -L "$l" ] && [[ $(readlink "$l") == "$run/"* ]] && rm -f "$l"
+	done
+	[ -e "$run/var-log-containers.before" ] || rmdir /var/log/containers 2>/dev/null
+	remove_node_chains "$run/node-chains.before"
 	list_chains iptables | while read -r t c; do
 		grep -qx "$t $c" "$run/chains4.before" || log "iptables chain $t $c appeared during the run"
+	done
+	list_chains ip6tables | while read -r t c; do
+		grep -qx "$t $c" "$run/chains6.before" || log "ip6tables chain $t $c appeared during the run"
 	done
 	restore_sysctls "$run/sysctls.before"
 	ip link show "$bridge" >/dev/null 2>&1 && ip link del "$bridge"
@@ -132,8 +163,12 @@ cat >"$run/net.d/10-node-e2e.conflist" <<EOF
 EOF
 
 # --- berthd.
+# The RuntimeClass and PodOverhead specs expect a handler named test-handler
+# (Kubernetes' CI configures one as runc).
 cat >"$run/berth.toml" <<EOF
 cgroup_driver = "cgroupfs"
+[runtimes.test-handler]
+path = "runc"
 [image.registry]
 mirrors_only = true
 [image.registry.mirrors]
@@ -174,6 +209,7 @@ cgroupsPerQOS: true
 failCgroupV1: false
 failSwapOn: false
 protectKernelDefaults: false
+makeIPTablesUtilChains: false
 podLogsDir: $run/pod-logs
 volumePluginDir: $run/volume-plugins
 resolvConf: $run/resolv.conf
@@ -185,24 +221,38 @@ evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available:
 evictionPressureTransitionPeriod: 30s
 EOF
 
-# --- the suite.
-if [ -z "$all" ]; then
-	focus="$focus.*($slice)|($slice).*$focus"
-fi
-[ -z "${NODE_E2E_FOCUS:-}" ] || focus="($focus).*(${NODE_E2E_FOCUS})|(${NODE_E2E_FOCUS}).*($focus)"
-# Flags of the test binary; ginkgo's own go first, as -ginkgo.X for one process
+# The suite starts kubelet with systemd-run when it finds one on PATH, and this
+# machine has the command but not systemd. Its PATH is a directory of links to
+# every command of ours but systemd-run and systemctl, so it runs kubelet
+# itself.
+mkdir "$run/path"
+IFS=: read -ra path_dirs <<<"$PATH"
+for d in "${path_dirs[@]}"; do
+	[ -d "$d" ] || continue
+	for f in "$d"/*; do
+		[ -f "$f" ] && [ -x "$f" ] && [ ! -e "$run/path/${f##*/}" ] && ln -s "$f" "$run/path/${f##*/}"
+	done
+done
+rm -f "$run/path/systemd-run" "$run/path/systemctl"
+
+# --- the suite. The labels pick [NodeConformance] without [Flaky], [Slow],
+# [Serial]; the focus narrows that to the slice, or to NODE_E2E_FOCUS.
+labels='NodeConformance && !Flaky && !Slow && !Serial'
+focus=""
+[ -n "$all" ] || focus="$slice"
+[ -z "${NODE_E2E_FOCUS:-}" ] || focus="$NODE_E2E_FOCUS"
+# Flags of the test binary; ginkgo's own go first, as --ginkgo.X for one process
 # or --X to the ginkgo CLI for several.
 args=(
 	--container-runtime-endpoint "unix://$run/berth.sock"
 	--image-service-endpoint "unix://$run/berth.sock"
 	--prepull-images=false
-	--k8s-bin-dir "$k8s_bin"
 	--kubelet-config-file "$run/kubelet-base.yaml"
 	"--kubelet-flags=--root-dir=$run/kubelet --cert-dir=$run/kubelet/pki --kubelet-cgroups= --system-cgroups= --runtime-cgroups="
 	--report-dir "$run/report"
-	--system-spec-name ""
 )
-ginkgo_args=(focus "$focus" skip "$skip" junit-report "$run/junit.xml" timeout 120m)
+ginkgo_args=(label-filter "$labels" skip "$skip" junit-report "$run/junit.xml" timeout 120m)
+[ -z "$focus" ] || ginkgo_args+=(focus "$focus")
 if [ "$parallel" -gt 1 ]; then
 	cmd=("$k8s_bin/ginkgo" --procs "$parallel" --no-color)
 	for ((i = 0; i < ${#ginkgo_args[@]}; i += 2)); do
@@ -210,15 +260,18 @@ if [ "$parallel" -gt 1 ]; then
 	done
 	cmd+=("$k8s_bin/e2e_node.test" -- "${args[@]}")
 else
-	cmd=("$k8s_bin/e2e_node.test" "${args[@]}" -ginkgo.no-color)
+	cmd=("$k8s_bin/e2e_node.test" "${args[@]}" --ginkgo.no-color)
 	for ((i = 0; i < ${#ginkgo_args[@]}; i += 2)); do
-		cmd+=("-ginkgo.${ginkgo_args[i]}=${ginkgo_args[i + 1]}")
+		cmd+=("--ginkgo.${ginkgo_args[i]}=${ginkgo_args[i + 1]}")
 	done
 fi
-log "running e2e_node [NodeConformance]${all:+ (all)}${all:- (CI slice)} (output: $artifacts/e2e.log)"
+what="the CI slice"
+[ -z "$all" ] || what="all of it"
+[ -z "${NODE_E2E_FOCUS:-}" ] || what="focus ${NODE_E2E_FOCUS}"
+log "running e2e_node [NodeConformance], $what, $parallel process(es) (output: $artifacts/e2e.log)"
 start=$(date +%s)
 set +e
-(cd "$run" && exec "${cmd[@]}") >"$run/e2e.log" 2>&1 &
+(cd "$run" && PATH="$run/path" exec "${cmd[@]}") >"$run/e2e.log" 2>&1 &
 e2e_pid=$!
 wait "$e2e_pid"
 e2e_rc=$?
@@ -229,8 +282,6 @@ log "e2e_node.test exited with $e2e_rc after $(($(date +%s) - start))s"
 [ -s "$run/junit.xml" ] || { tail -n 60 "$run/e2e.log" >&2; die "no JUnit report"; }
 
 report_args=(-junit "$run/junit.xml" -ratchet "$ratchet" -log "$run/e2e.log")
-if [ -z "$all" ] || [ -n "${NODE_E2E_FOCUS:-}" ]; then
-	report_args+=(-focus "$slice${NODE_E2E_FOCUS:+|$NODE_E2E_FOCUS}")
-fi
+[ -z "$focus" ] || report_args+=(-focus "$focus")
 [ "${NODE_E2E_UPDATE:-}" = 1 ] && report_args+=(-update)
 "$own/critestreport" "${report_args[@]}"

@@ -94,11 +94,18 @@ func criContainerState(s ContainerState) runtimeapi.ContainerState {
 	return runtimeapi.ContainerState_CONTAINER_UNKNOWN
 }
 
-// imageSpec is the image as kubelet named it, with the id it resolved to.
+// imageSpec is the image as the pod spec names it, with the id it resolved to.
+// kubelet creates containers from the image id and passes the pod spec's
+// reference as user_specified_image; it reports image as the container
+// status's image, which users (and node conformance) compare with the spec, so
+// the reference wins over the id when kubelet gave one.
 func (c *container) imageSpec() *runtimeapi.ImageSpec {
 	img := proto.Clone(c.config.GetImage()).(*runtimeapi.ImageSpec)
 	if img == nil {
 		img = &runtimeapi.ImageSpec{Image: c.meta.Image}
+	}
+	if u := img.GetUserSpecifiedImage(); u != "" {
+		img.Image = u
 	}
 	img.ImageRef = c.meta.ImageID
 	return img

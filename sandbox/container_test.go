@@ -206,3 +206,32 @@ func TestCRIStopSignal(t *testing.T) {
 		})
 	}
 }
+
+func TestContainerImageSpec(t *testing.T) {
+	const id = "sha256:81d8a469890f79a393b9d36fe90146b88bd88695c68b5bf917f348ec586c8e90"
+	for _, tc := range []struct {
+		name  string
+		spec  *runtimeapi.ImageSpec
+		image string // the metadata's image, as kubelet named it at create
+		want  string
+	}{
+		{name: "kubelet: id and the pod spec's reference", spec: &runtimeapi.ImageSpec{Image: id, UserSpecifiedImage: "registry.k8s.io/e2e-test-images/busybox:1.37.0-2"}, image: id, want: "registry.k8s.io/e2e-test-images/busybox:1.37.0-2"},
+		{name: "a reference alone", spec: &runtimeapi.ImageSpec{Image: "busybox:latest"}, image: "busybox:latest", want: "busybox:latest"},
+		{name: "an id alone", spec: &runtimeapi.ImageSpec{Image: id}, image: id, want: id},
+		{name: "no image spec", spec: nil, image: "busybox:latest", want: "busybox:latest"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &container{
+				meta:   ContainerMetadata{Image: tc.image, ImageID: id},
+				config: &runtimeapi.ContainerConfig{Image: tc.spec},
+			}
+			got := c.imageSpec()
+			if got.GetImage() != tc.want || got.GetImageRef() != id {
+				t.Errorf("image %q ref %q, want %q %q", got.GetImage(), got.GetImageRef(), tc.want, id)
+			}
+			if tc.spec != nil && tc.spec.GetImage() != tc.image {
+				t.Errorf("the config's spec changed to %q", tc.spec.GetImage())
+			}
+		})
+	}
+}

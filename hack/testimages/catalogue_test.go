@@ -190,6 +190,8 @@ func TestCatalogueConfigs(t *testing.T) {
 		{K8sNginxImage, "", "nginx -g daemon off;", ""},
 		{K8sNonRootImage, "1234", "sh", ""},
 		{K8sNoNewPrivsImage, "", "/usr/local/bin/nnp", ""},
+		{K8sIpcUtilsImage, "", "sh", ""},
+		{K8sGlibcDNSImage, "", "sh", ""},
 	} {
 		t.Run(tc.ref, func(t *testing.T) {
 			cf, err := byRef(t, images, tc.ref).Image.ConfigFile()

@@ -16,6 +16,8 @@ const (
 	K8sNginxNewImage   = E2EPrefix + "nginx:1.28.0-2"
 	K8sNoNewPrivsImage = E2EPrefix + "nonewprivs:1.4"
 	K8sNonRootImage    = E2EPrefix + "nonroot:1.5"
+	K8sIpcUtilsImage   = E2EPrefix + "ipc-utils:1.4"
+	K8sGlibcDNSImage   = E2EPrefix + "glibc-dns-testing:2.1.1"
 	K8sPauseImage      = "registry.k8s.io/pause:3.10.2"
 	AgnhostImage       = E2EPrefix + "agnhost:2.66.1"
 	AgnhostPrevImage   = E2EPrefix + "agnhost:2.55"
@@ -44,6 +46,12 @@ func kubernetesCatalogue(withAgnhost bool) []entry {
 		{refs: []string{K8sNginxNewImage}, f: Docker, index: true, build: nginxImage(80, "SIGQUIT")},
 		{refs: []string{K8sNoNewPrivsImage}, f: Docker, index: true, build: noNewPrivsImage},
 		{refs: []string{K8sNonRootImage}, f: Docker, index: true, build: nonRootImage},
+		// ipc-utils only needs ipcs (node e2e's host IPC specs run
+		// "ipcs -m"), which busybox has.
+		{refs: []string{K8sIpcUtilsImage}, f: Docker, index: true, build: busyboxImage},
+		// glibc-dns-testing only needs hostname and hostname -f (the
+		// hostname and FQDN specs), which busybox has.
+		{refs: []string{K8sGlibcDNSImage}, f: Docker, index: true, build: busyboxImage},
 		{refs: []string{K8sPauseImage, "registry.k8s.io/pause:3.10.1", "registry.k8s.io/pause:3.10"}, f: Docker, index: true, build: pauseImage},
 	}
 	if withAgnhost {
@@ -62,14 +70,23 @@ func nonRootImage(b *Builder, f Format) (v1.Image, error) {
 // agnhostImage is e2e-test-images/agnhost on the busybox base: /agnhost (and
 // the /agnhost-2 link), /uploads, the user and group the image defines
 // (user-defined-in-image 1000, group-defined-in-image 50000), entrypoint
-// /agnhost, command pause. Upstream's extra tools (curl, socat, iperf,
-// coredns, the fake registry's content) are not there.
+// /agnhost, command pause, /localhost.crt and /localhost.key for its TLS
+// servers, and a /bin/bash that runs busybox's sh (helpers/bash.c). Upstream's extra tools (curl, socat, iperf, coredns, the fake
+// registry's content) are not there.
 func agnhostImage(b *Builder, f Format) (v1.Image, error) {
 	b.mu.Lock()
 	bin := b.agnhost
 	b.mu.Unlock()
 	if bin == nil {
 		return nil, fmt.Errorf("no agnhost binary (Builder.SetAgnhost)")
+	}
+	bash, err := b.Helper("bash")
+	if err != nil {
+		return nil, err
+	}
+	cert, key, err := localhostCert()
+	if err != nil {
+		return nil, fmt.Errorf("agnhost: localhost certificate: %w", err)
 	}
 	passwd := Passwd + "user-defined-in-image:x:1000:1000:Linux User,,,:/home/user-defined-in-image:/bin/sh\n"
 	group := Group + "user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n"
@@ -83,6 +100,9 @@ func agnhostImage(b *Builder, f Format) (v1.Image, error) {
 		Reg("etc/passwd", 0o644, passwd),
 		Reg("etc/group", 0o644, group),
 		Reg("etc/shadow", 0o640, shadowFor(passwd)),
+		{Path: "bin/bash", Mode: 0o755, Content: bash},
+		{Path: "localhost.crt", Mode: 0o644, Content: cert},
+		{Path: "localhost.key", Mode: 0o600, Content: key},
 		{Path: "agnhost", Mode: 0o755, Content: bin},
 		Symlink("agnhost-2", "agnhost"),
 	})
