@@ -138,8 +138,6 @@ func (r *Runtime) run(ctx context.Context, c call) ([]byte, error) {
 	r.logger().Debug("oci runtime call", "runtime", r.Name, "op", c.op, "id", c.id,
 		"duration", time.Since(start), "error", err)
 	if err != nil {
-		// A runtime that failed, or was killed, may leave its stages to us (orphans.go).
-		sweepOrphans()
 		return nil, r.fail(ctx, c, lastError(logPath, stderr.Bytes()), err)
 	}
 	return stdout.Bytes(), nil
