@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,10 +19,7 @@ import (
 // berthd is) named like runc's init stages and like anything else: only the stages
 // are reaped.
 func TestReapStages(t *testing.T) {
-	sleepPath, err := exec.LookPath("sleep")
-	if err != nil {
-		t.Skip("no sleep(1)")
-	}
+	sleepPath := lookSleep(t)
 	dir := t.TempDir()
 	tests := []struct {
 		name   string
@@ -37,22 +35,7 @@ func TestReapStages(t *testing.T) {
 	defer setSubreaper(t, false)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// The exec'd file's name becomes the process's comm.
-			link := filepath.Join(dir, tt.name)
-			if err := os.Symlink(sleepPath, link); err != nil {
-				t.Fatal(err)
-			}
-			// sh starts it, then becomes a longer sleep that never waits for it: the
-			// zombie is handed to us when that ends.
-			sh := exec.Command("sh", "-c", `"$0" 0.05 & echo $!; exec sleep 0.2`, link)
-			out, err := sh.Output()
-			if err != nil {
-				t.Fatal(err)
-			}
-			pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
-			if err != nil {
-				t.Fatal(err)
-			}
+			pid := orphanZombie(t, sleepPath, filepath.Join(dir, tt.name))
 			waitZombie(t, pid)
 			runtime.ReapStages()
 			_, statErr := os.Stat("/proc/" + strconv.Itoa(pid))
@@ -81,4 +64,58 @@ func waitZombie(t *testing.T, pid int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("process %d never became a zombie child of the test", pid)
+}
+
+// TestWatchStages: with the watcher running, a stage's zombie goes without anyone
+// calling ReapStages.
+func TestWatchStages(t *testing.T) {
+	setSubreaper(t, true)
+	defer setSubreaper(t, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go runtime.WatchStages(ctx, nil)
+	time.Sleep(50 * time.Millisecond) // let it subscribe to SIGCHLD
+	pid := orphanZombie(t, lookSleep(t), filepath.Join(t.TempDir(), "runc:[1:CHILD]"))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); os.IsNotExist(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+			t.Fatal("the stage's zombie was not reaped")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func lookSleep(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep(1)")
+	}
+	return p
+}
+
+// orphanZombie runs sleep under the name link (the exec'd file's name becomes the
+// process's comm) from a shell that then becomes a longer sleep that never waits for
+// it: the zombie is handed to this process (a subreaper) when that ends. It returns
+// its pid; callers that must see the zombie wait for it (waitZombie).
+func orphanZombie(t *testing.T, sleepPath, link string) int {
+	t.Helper()
+	if err := os.Symlink(sleepPath, link); err != nil {
+		t.Fatal(err)
+	}
+	sh := exec.Command("sh", "-c", `"$0" 0.05 & echo $!; exec sleep 0.2`, link)
+	out, err := sh.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
 }
