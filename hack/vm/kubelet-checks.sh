@@ -272,7 +272,7 @@ check "remove the pods" "${crictl[@]}" rmp -a -f
 # garbage collection: only those count as gone.
 no_units() {
 	local u
-	u=$(systemctl list-units --all --plain --no-legend 'berth-*' 'kubepods-*-pod*')
+	u=$(systemctl list-units --all --plain --no-legend 'berth-*.scope' 'kubepods-*-pod*.slice')
 	echo "$u"
 	[ -z "$(awk '$3 != "inactive"' <<<"$u")" ]
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,8 +71,9 @@ type monitor struct {
 	diag *log.Logger
 	sync *os.File
 
-	short string // /proc/self/fd/<O_PATH fd of dir>: dir by a short path, for sockets
-	pid   int    // the container's init
+	short string    // /proc/self/fd/<O_PATH fd of dir>: dir by a short path, for sockets
+	pid   int       // the container's init
+	oom   *oomWatch // started before the container runs (splitStart), else by run
 	log   *criLog
 	io    *stdio
 	ctl   *controlServer
@@ -170,7 +172,9 @@ func (m *monitor) create() (int, error) {
 	pidFile := filepath.Join(cfg.Dir, pidName)
 	_ = os.Remove(pidFile)
 	args = append(args, "--log="+runtimeLog, "--log-format=json")
-	if cfg.Start || cfg.Prepare {
+	global := slices.Clone(args)
+	split := m.splitStart()
+	if (cfg.Start || cfg.Prepare) && !split {
 		args = append(args, "run", "--detach")
 	} else {
 		args = append(args, "create")
@@ -218,6 +222,12 @@ func (m *monitor) create() (int, error) {
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	if err != nil || pid <= 0 {
 		return 0, fmt.Errorf("runtime's pid file: bad pid %q", data)
+	}
+	if split {
+		m.oom = watchOOM(cfg.OOMFile) // the scope exists; the process does not run yet
+		if err := m.runtimeStart(global, runtimeLog); err != nil {
+			return 0, err
+		}
 	}
 	return pid, nil
 }
@@ -277,7 +287,10 @@ func (m *monitor) cleanupFailed() {
 
 // run copies the output until the init exits, then records the exit.
 func (m *monitor) run() {
-	oom := watchOOM(m.cfg.OOMFile)
+	oom := m.oom
+	if oom == nil {
+		oom = watchOOM(m.cfg.OOMFile)
+	}
 	var done []chan struct{}
 	for _, src := range m.io.outputs() {
 		ch := make(chan struct{})
