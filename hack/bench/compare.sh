@@ -414,6 +414,19 @@ round() {
 		-benchmarking-params-file "$tmp/params.yaml" -benchmarking-output-dir "$results" \
 		-ginkgo.no-color) >"$results/critest.log" 2>&1 || rc=$?
 	grep -E 'Ran [0-9]+ of|SUCCESS!|FAIL!' "$results/critest.log" >&2 || true
+	# critest's benchmarks also assert time bounds (a pod made in under 5 s, ...). A
+	# loaded machine can miss one; that is a figure, not a failure of the comparison:
+	# the results of the specs are kept, and the miss is printed under the table.
+	if [ "$rc" != 0 ] && grep -q "shouldn't take too long" "$results/critest.log" &&
+		! grep -E '^\s*\[FAILED\] ' "$results/critest.log" | grep -v '\[FAILED\] in \[' | grep -vq "shouldn't take too long"; then
+		log "$kind: critest missed a time bound of its own (see below the table); its figures are kept"
+		{
+			printf '%s round %s: critest failed its own time bound: ' "$kind" "$n"
+			grep -m1 -A4 -E "\[FAILED\] .*shouldn't take too long" "$results/critest.log" | tr -s ' \n' ' '
+			echo
+		} >>"$tmp/notes"
+		rc=0
+	fi
 	if [ "$rc" != 0 ]; then
 		log "$kind: critest exited with $rc; last lines of its output:"
 		tail -n 30 "$results/critest.log" >&2
@@ -437,3 +450,7 @@ echo "PID namespace, so pause runs under both), then $density pods of one busybo
 echo "container). Rounds interleaved berth / containerd / berth; Berth's figures pool both of its rounds."
 echo
 "$own/benchcompare" -berth "$tmp/results/berth-1,$tmp/results/berth-2" -containerd "$tmp/results/containerd-1"
+if [ -s "$tmp/notes" ]; then
+	echo
+	cat "$tmp/notes"
+fi
