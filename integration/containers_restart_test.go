@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,17 +34,25 @@ func TestContainersSurviveRestart(t *testing.T) {
 	briefStarted := time.Unix(0, e.status(t, brief).StartedAt)
 	counterStatus := e.status(t, counter)
 
+	killedAt := time.Now()
 	e.d.kill()
 	if !alive(counterInfo.Pid) || !alive(counterInfo.MonitorPid) {
 		t.Fatalf("berthd's death took the container (%v) or its monitor (%v) with it", alive(counterInfo.Pid), alive(counterInfo.MonitorPid))
 	}
-	size := fileSize(t, counterLog)
-	time.Sleep(time.Second)
-	if grown := fileSize(t, counterLog); grown <= size {
-		t.Errorf("the log stopped growing with berthd down: %d bytes, then %d", size, grown)
+	// The brief container ends while berthd is down: waited for, not timed (its sleep 2
+	// takes longer on a loaded machine), until its monitor has recorded the exit (after
+	// reaping it: the pid alone going is too early). Meanwhile the counter goes on
+	// logging.
+	exitFile := filepath.Join(e.d.dir, "state", "containers", brief, "monitor", "exit.json")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(exitFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("brief (pid %d, alive %v) has no recorded exit 30 s after berthd's death", briefInfo.Pid, alive(briefInfo.Pid))
+		}
 	}
-	// The brief container ends while berthd is down.
-	time.Sleep(time.Until(briefStarted.Add(3 * time.Second)))
+	waitLogLineAfter(t, counterLog, killedAt, 30*time.Second)
 	restartedAt := time.Now()
 
 	d2 := startDaemon(t, daemonOptions{Dir: e.d.dir, Config: e.config})
@@ -66,7 +75,7 @@ func TestContainersSurviveRestart(t *testing.T) {
 		t.Errorf("brief after the restart: code %d reason %q, want 3 Error", st.ExitCode, st.Reason)
 	}
 	if ran := finished.Sub(briefStarted); ran < 1900*time.Millisecond || !finished.Before(restartedAt) {
-		t.Errorf("brief finished at %v (ran %s), want about 2 s after its start %v and before the restart %v",
+		t.Errorf("brief finished at %v (ran %s), want at least 2 s after its start %v and before the restart %v",
 			finished, ran, briefStarted, restartedAt)
 	}
 	if got := listContainers(t, e, nil); len(got) != 2 {
@@ -77,19 +86,16 @@ func TestContainersSurviveRestart(t *testing.T) {
 	if st := e.status(t, counter); st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 137 {
 		t.Errorf("counter stopped after the restart: %v code %d, want EXITED 137", st.State, st.ExitCode)
 	}
-	// No line was lost while berthd was down: the count has no gap.
+	// No line was lost while berthd was down: the count has no gap. (How many lines
+	// there are depends on how fast a loaded machine forks the sleeps, so it is not
+	// checked; that the container logged while berthd was down, by the lines' own
+	// times, was waited for above.)
 	count := strings.Fields(logText(t, counterLog))
 	for i, n := range count {
 		if n != strconv.Itoa(i) {
 			t.Errorf("counter's log line %d is %q, want %d", i, n, i)
 			break
 		}
-	}
-	// More than 4 s passed at 10 lines a second at most; each line forks a sleep, which
-	// a loaded machine slows down, so only a clear stall fails (the gap check above is
-	// the one that proves no line was lost).
-	if len(count) < 20 {
-		t.Errorf("counter logged %d lines in more than 4 s", len(count))
 	}
 	e.d.stopPod(t, e.pod)
 	e.d.removePod(t, e.pod)
@@ -104,13 +110,24 @@ func TestContainersSurviveRestart(t *testing.T) {
 	}
 }
 
-func fileSize(t *testing.T, path string) int64 {
+// waitLogLineAfter polls the CRI log at path until its last complete line was logged
+// after since (by the time the monitor wrote on it).
+func waitLogLineAfter(t *testing.T, path string, since time.Time, timeout time.Duration) {
 	t.Helper()
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
+	var last string
+	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+		data, _ := os.ReadFile(path)
+		if end := bytes.LastIndexByte(data, '\n'); end > 0 {
+			last = string(data[bytes.LastIndexByte(data[:end], '\n')+1 : end])
+			ts, _, _ := strings.Cut(last, " ")
+			if at, err := time.Parse(time.RFC3339Nano, ts); err == nil && at.After(since) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no line logged to %s since %v; the last: %q", path, since, last)
+		}
 	}
-	return fi.Size()
 }
 
 // TestCreatedContainersSurviveRestart kills berthd between CreateContainer and

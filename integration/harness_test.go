@@ -3,12 +3,14 @@ package integration
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -18,8 +20,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// berthdBinary is built once per test binary by TestMain, in binDir (removed when the
-// tests end; other tools built for the tests go there too).
+// berthdBinary is built once per test binary by TestMain, in binDir (in the run
+// directory, removed when the tests end; other tools built for the tests go there too).
 var berthdBinary, binDir string
 
 func TestMain(m *testing.M) {
@@ -31,12 +33,20 @@ func runTests(m *testing.M) int {
 		fmt.Println("integration: skipped, berthd needs root")
 		return 0
 	}
-	dir, err := os.MkdirTemp("", "berth-integration-bin-")
-	if err != nil {
-		fmt.Println(err)
+	flag.Parse() // for -test.timeout (stopBeforeTimeout)
+	sweepStaleRunDirs()
+	var err error
+	if runDir, err = makeRunDir(); err != nil {
+		fmt.Println("integration:", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	defer endRun("end of the tests")
+	stopOnSignals()
+	dir := filepath.Join(runDir, "bin")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		fmt.Println("integration:", err)
+		return 1
+	}
 	binDir = dir
 	berthdBinary = filepath.Join(dir, "berthd")
 	build := exec.Command("go", "build", "-race", "-o", berthdBinary, "github.com/berth-runtime/berth/cmd/berthd")
@@ -54,8 +64,12 @@ func runTests(m *testing.M) int {
 		fmt.Println("integration: building berth-monitor:", err)
 		return 1
 	}
-	defer removeNewCgroups(defaultCgroupParents())
-	return m.Run()
+	before := defaultCgroupParents()
+	parentsBefore.Store(&before)
+	cancel := stopBeforeTimeout()
+	code := m.Run()
+	cancel()
+	return code
 }
 
 // defaultCgroupParents lists the existing directories of berth's default cgroup parent
@@ -72,24 +86,21 @@ func defaultCgroupParents() map[string]bool {
 	return found
 }
 
-// removeNewCgroups removes the default-parent cgroups the tests created (the OCI runtime
-// leaves the parent when it removes a container's cgroup), deepest first, if empty.
-func removeNewCgroups(before map[string]bool) {
+// parentsBefore holds the default parents (defaultCgroupParents) there were before
+// the tests ran, once TestMain has looked.
+var parentsBefore atomic.Pointer[map[string]bool]
+
+// removeNewParents removes the default parents the tests created (the OCI runtime
+// leaves the parent when it removes a container's cgroup) when they are empty: other
+// berthds on the machine may have cgroups there by now, and those are never touched.
+func removeNewParents() {
+	before := parentsBefore.Load()
+	if before == nil {
+		return
+	}
 	for p := range defaultCgroupParents() {
-		if before[p] {
-			continue
-		}
-		var dirs []string
-		_ = filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				dirs = append(dirs, path)
-			}
-			return nil
-		})
-		for i := len(dirs) - 1; i >= 0; i-- {
-			if err := os.Remove(dirs[i]); err != nil {
-				fmt.Println("integration: leftover cgroup:", err)
-			}
+		if !(*before)[p] {
+			_ = os.Remove(p) // fails while a cgroup of anyone's is in it
 		}
 	}
 }
@@ -146,11 +157,20 @@ func startDaemon(t *testing.T, opts daemonOptions) *daemon {
 	if dir == "" {
 		var err error
 		// Short path: unix socket paths are limited to 108 bytes.
-		dir, err = os.MkdirTemp("", "berth-it-")
+		dir, err = os.MkdirTemp(runDir, "d-")
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
+		t.Cleanup(func() {
+			// What its pods and containers left (nothing, unless berthd leaked it):
+			// processes, their cgroups, mounts. The test's own cleanups ran before.
+			ids := idsOf(dir)
+			if n := stopDirProcs(dir); n > 0 {
+				t.Logf("stopped %d process(es) berthd's pods and containers left", n)
+			}
+			removeIDCgroups(ids)
+			removeRunDir(dir)
+		})
 		// As berthd makes its own directories: the root of a user-namespaced pod, no one
 		// on the host, must be able to pass through to its root filesystem.
 		if err := os.Chmod(dir, 0o711); err != nil {
