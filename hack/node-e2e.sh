@@ -22,7 +22,7 @@ source "$(dirname "$0")/cluster/lib.sh"
 
 # The slice CI runs (NODE_E2E_SLICE): container lifecycle, hooks, probes, logs,
 # exec, security context, volumes, resources (downward API) and pod lifecycle;
-# ~90 specs, a few minutes with 3 processes. Each line is a regexp on the spec.
+# 69 specs, ~7 minutes with 3 processes. Each line is a regexp on the spec.
 slice_specs=(
 	'Container Runtime blackbox test'
 	'^\[sig-node\] Container Lifecycle Hook when create a pod with lifecycle hook should execute'
@@ -30,7 +30,7 @@ slice_specs=(
 	'Probing container should be restarted by liveness probe after startup probe enables it'
 	'Probing container should not be ready with an exec readiness probe timeout'
 	'Kubelet when scheduling a busybox command in a pod should print the output to logs'
-	'ContainerLogPath Pod with a container printed log to stdout'
+	'ContainerLogPath Pod with a container printed log to stdout should print log to correct log path'
 	'Pods should support (remote command execution|retrieving logs from the container) over websockets'
 	'Security Context'
 	'EmptyDir volumes should support'
