@@ -67,12 +67,24 @@ func nonRootImage(b *Builder, f Format) (v1.Image, error) {
 	return b.BusyboxImage(f, cfg)
 }
 
+// curlScript stands in for curl where only "curl [options] URL" is asked: the
+// last argument that is no option is fetched to standard output.
+const curlScript = `#!/bin/sh
+url=
+for a; do
+	case "$a" in -*) ;; *) url="$a" ;; esac
+done
+exec wget -q -O - "$url"
+`
+
 // agnhostImage is e2e-test-images/agnhost on the busybox base: /agnhost (and
 // the /agnhost-2 link), /uploads, the user and group the image defines
 // (user-defined-in-image 1000, group-defined-in-image 50000), entrypoint
 // /agnhost, command pause, /localhost.crt and /localhost.key for its TLS
-// servers, and a /bin/bash that runs busybox's sh (helpers/bash.c). Upstream's extra tools (curl, socat, iperf, coredns, the fake
-// registry's content) are not there.
+// servers, a /bin/bash that runs busybox's sh (helpers/bash.c) and a curl that
+// fetches its URL with busybox's wget (the lifecycle-hook specs run "curl URL").
+// Upstream's other tools (socat, iperf, coredns, the fake registry's content)
+// are not there.
 func agnhostImage(b *Builder, f Format) (v1.Image, error) {
 	b.mu.Lock()
 	bin := b.agnhost
@@ -101,6 +113,7 @@ func agnhostImage(b *Builder, f Format) (v1.Image, error) {
 		Reg("etc/group", 0o644, group),
 		Reg("etc/shadow", 0o640, shadowFor(passwd)),
 		{Path: "bin/bash", Mode: 0o755, Content: bash},
+		Reg("usr/bin/curl", 0o755, curlScript),
 		{Path: "localhost.crt", Mode: 0o644, Content: cert},
 		{Path: "localhost.key", Mode: 0o600, Content: key},
 		{Path: "agnhost", Mode: 0o755, Content: bin},

@@ -130,10 +130,12 @@ func (w *lineWriter) Write(p []byte) {
 	}
 }
 
-// Flush writes a partial last line (the stream ended without a newline) as F.
+// Flush writes a last line the stream ended without a newline as a P piece, as
+// containerd does: readers add no newline after it, so `printf DONE` is logged (and
+// becomes a FallbackToLogsOnError termination message) as "DONE", not "DONE\n".
 func (w *lineWriter) Flush() {
 	if len(w.pending) > 0 {
-		w.emit('F', w.pending)
+		w.emit('P', w.pending)
 		w.pending = w.pending[:0]
 	}
 }

@@ -29,8 +29,8 @@ func TestLineWriter(t *testing.T) {
 		{name: "crlf with terminal", max: 16, terminal: true, writes: []string{"a\r\nb\r", "\n"}, want: []string{"F a", "F b"}},
 		{name: "crlf without terminal kept", max: 16, writes: []string{"a\r\n"}, want: []string{"F a\r"}},
 		{name: "only inner cr kept", max: 16, terminal: true, writes: []string{"a\rb\r\n"}, want: []string{"F a\rb"}},
-		{name: "partial line at eof", max: 16, writes: []string{"a\nrest"}, want: []string{"F a", "F rest"}},
-		{name: "long partial line at eof", max: 3, writes: []string{"abcdefg"}, want: []string{"P abc", "P def", "F g"}},
+		{name: "partial line at eof", max: 16, writes: []string{"a\nrest"}, want: []string{"F a", "P rest"}},
+		{name: "long partial line at eof", max: 3, writes: []string{"abcdefg"}, want: []string{"P abc", "P def", "P g"}},
 		{name: "nothing", max: 16, writes: nil, want: nil},
 	}
 	for _, tt := range tests {
