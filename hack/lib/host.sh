@@ -95,13 +95,36 @@ record_sysctls() {
 	return 0
 }
 
-# restore_sysctls FILE: write back each recorded value that differs now.
+# kubelet_sets SYSCTL: succeeds, printing it, when kubelet's container manager writes
+# a value of its own to SYSCTL (setupKernelTunables).
+kubelet_sets() {
+	case "$1" in
+	vm/overcommit_memory) echo 1 ;;
+	kernel/panic) echo 10 ;;
+	kernel/panic_on_oops) echo 1 ;;
+	kernel/keys/root_maxkeys) echo 1000000 ;;
+	kernel/keys/root_maxbytes) echo 25000000 ;;
+	*) return 1 ;;
+	esac
+}
+
+# polluted SYSCTL VALUE: VALUE, recorded before the run, is what kubelet writes to
+# SYSCTL: another lane's kubelet ran then, and the node's own value is not known.
+# Writing it back would undo that lane's restore (the node would keep kubelet's value).
+polluted() { [ "$(kubelet_sets "$1")" = "$2" ]; }
+
+# restore_sysctls FILE: write back each recorded value that differs now, except the
+# polluted ones (said so).
 restore_sysctls() {
 	local line s v
 	[ -f "$1" ] || return 0
 	while IFS= read -r line; do
 		s=${line%%=*} v=${line#*=}
 		[ "$(cat "/proc/sys/$s" 2>/dev/null)" = "$v" ] && continue
+		if polluted "$s" "$v"; then
+			log "not restoring sysctl ${s//\//.} = $v: that is kubelet's own value (another kubelet ran when it was recorded)"
+			continue
+		fi
 		log "restoring sysctl ${s//\//.} = $v"
 		echo "$v" >"/proc/sys/$s" || log "cannot restore $s"
 	done <"$1"
