@@ -72,7 +72,7 @@ step "VM lane (hack/vm/lane.sh: cgroup v2 and the systemd driver, in a guest)"
 # A Debian 12 guest with systemd as PID 1 on the unified hierarchy, booted under KVM when
 # a 20 s probe boots, else TCG: focused critest, berth's cgroup checks and a kubelet with
 # its defaults, with cgroup_driver = "systemd". Under TCG on the shared 2-core machine:
-# the guest boots in 13-163 s and the lane took 639-1165 s wall (load average 8-29). A fresh machine first installs qemu and mmdebstrap (~20 s) and builds the
+# the guest boots in 13-163 s and the lane took 569-1165 s wall (load average 8-29). A fresh machine first installs qemu and mmdebstrap (~20 s) and builds the
 # guest from Debian's mirror into hack/.cache/vm (~15 minutes, once). A guest that
 # cannot boot fails this step (run.sh exits 125); it is never skipped.
 hack/install-deps.sh --vm
