@@ -71,9 +71,8 @@ hack/cluster-e2e.sh
 step "VM lane (hack/vm/lane.sh: cgroup v2 and the systemd driver, in a guest)"
 # A Debian 12 guest with systemd as PID 1 on the unified hierarchy, booted under KVM when
 # a 20 s probe boots, else TCG: focused critest, berth's cgroup checks and a kubelet with
-# its defaults, with cgroup_driver = "systemd". Under TCG on the 2-core CI machine: the
-# guest boots in 25-130 s and the lane takes 12-20 minutes (more when other jobs load the
-# machine). A fresh machine first installs qemu and mmdebstrap (~20 s) and builds the
+# its defaults, with cgroup_driver = "systemd". Under TCG on the shared 2-core machine:
+# the guest boots in 13-163 s and the lane took 569-1165 s wall (load average 8-29). A fresh machine first installs qemu and mmdebstrap (~20 s) and builds the
 # guest from Debian's mirror into hack/.cache/vm (~15 minutes, once). A guest that
 # cannot boot fails this step (run.sh exits 125); it is never skipped.
 hack/install-deps.sh --vm
