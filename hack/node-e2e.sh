@@ -22,7 +22,7 @@ source "$(dirname "$0")/cluster/lib.sh"
 
 # The slice CI runs (NODE_E2E_SLICE): container lifecycle, hooks, probes, logs,
 # exec, security context, volumes, resources (downward API) and pod lifecycle;
-# 69 specs, ~7 minutes with 3 processes. Each line is a regexp on the spec.
+# 81 specs, ~6-7 minutes with 3 processes. Each line is a regexp on the spec.
 slice_specs=(
 	'Container Runtime blackbox test'
 	'Container Lifecycle Hook when create a pod with lifecycle hook should execute'

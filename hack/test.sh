@@ -67,6 +67,13 @@ step "one-node cluster (hack/cluster-e2e.sh)"
 # machine first builds them (hack/k8s/build.sh: ~20 minutes on 2 idle cores).
 hack/cluster-e2e.sh
 
+step "node conformance slice (hack/node-e2e.sh: e2e_node [NodeConformance] on berthd)"
+# Kubernetes' node e2e suite (its own etcd, apiserver, kubelet) on a private berthd: the
+# CI slice of the ratchet hack/node-e2e-pass.txt (81 specs, 3 ginkgo processes), ~7
+# minutes here with the binaries cached (hack/k8s/build.sh builds e2e_node.test with
+# them: cold, ~20 minutes more). `hack/node-e2e.sh --all` runs all 432 on demand.
+NODE_E2E_PARALLEL=3 hack/node-e2e.sh
+
 step "critest"
 critest_out=$(mktemp)
 trap 'rm -f "$critest_out"' EXIT
