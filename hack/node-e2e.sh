@@ -22,10 +22,10 @@ source "$(dirname "$0")/cluster/lib.sh"
 
 # The slice CI runs (NODE_E2E_SLICE): container lifecycle, hooks, probes, logs,
 # exec, security context, volumes, resources (downward API) and pod lifecycle;
-# 69 specs, ~7 minutes with 3 processes. Each line is a regexp on the spec.
+# 81 specs, ~6-7 minutes with 3 processes. Each line is a regexp on the spec.
 slice_specs=(
 	'Container Runtime blackbox test'
-	'^\[sig-node\] Container Lifecycle Hook when create a pod with lifecycle hook should execute'
+	'Container Lifecycle Hook when create a pod with lifecycle hook should execute'
 	'Probing container should be restarted with a exec "cat /tmp/health" liveness probe'
 	'Probing container should be restarted by liveness probe after startup probe enables it'
 	'Probing container should not be ready with an exec readiness probe timeout'

@@ -68,12 +68,20 @@ step "one-node cluster (hack/cluster-e2e.sh)"
 # machine first builds them (hack/k8s/build.sh: ~20 minutes on 2 idle cores).
 hack/cluster-e2e.sh
 
+step "node conformance slice (hack/node-e2e.sh: e2e_node [NodeConformance] on berthd)"
+# Kubernetes' node e2e suite (its own etcd, apiserver, kubelet) on a private berthd: the
+# CI slice of the ratchet hack/node-e2e-pass.txt (81 specs, 3 ginkgo processes), ~7
+# minutes here with the binaries cached (hack/k8s/build.sh builds e2e_node.test with
+# them: cold, ~20 minutes more). `hack/node-e2e.sh --all` runs all 432 on demand.
+NODE_E2E_PARALLEL=3 hack/node-e2e.sh
+
 step "VM lane (hack/vm/lane.sh: cgroup v2 and the systemd driver, in a guest)"
 # A Debian 12 guest with systemd as PID 1 on the unified hierarchy, booted under KVM when
 # a 20 s probe boots, else TCG: focused critest, berth's cgroup checks and a kubelet with
 # its defaults, with cgroup_driver = "systemd". Under TCG on the shared 2-core machine:
-# the guest boots in 13-163 s and the lane took 569-1165 s wall (load average 8-29). A fresh machine first installs qemu and mmdebstrap (~20 s) and builds the
-# guest from Debian's mirror into hack/.cache/vm (~15 minutes, once). A guest that
+# the guest boots in 13-163 s and the lane took 569-1165 s wall (load average 8-29). A
+# fresh machine first installs qemu and mmdebstrap (~20 s) and builds the guest from
+# Debian's mirror into hack/.cache/vm (~15 minutes, once). A guest that
 # cannot boot fails this step (run.sh exits 125); it is never skipped.
 hack/install-deps.sh --vm
 hack/vm/lane.sh

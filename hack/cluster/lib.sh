@@ -29,9 +29,11 @@ list_chains() {
 kubectl_() { "$k8s_bin/kubectl" --kubeconfig "$run/admin.kubeconfig" "$@"; }
 
 # The chains a node's kubelet and CNI make whatever the settings: kubelet's
-# canaries and iptables-mode hint in every table it watches (v4 and v6),
-# KUBE-FIREWALL when makeIPTablesUtilChains is on, and portmap's hostPort chains.
-node_chains=(KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT KUBE-FIREWALL
+# canaries and iptables-mode hint in every table it watches (v4 and v6), and
+# portmap's hostPort chains. (KUBE-FIREWALL is not among them: a kubelet with
+# makeIPTablesUtilChains off makes none, and one that appears is another
+# node's.)
+node_chains=(KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT
 	CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK)
 
 # record_node_chains: "cmd table chain" for each of node_chains that exists.
