@@ -30,17 +30,19 @@
 // the process by the pid the runtime wrote, then the runtime: Exec never leaves the
 // process behind. The start itself is not cut short: a runtime killed half-way would
 // orphan what it had started. Only one that has not started the process within a
-// minute counts as stuck, and is killed with all its descendants (proctree.go). runc 1.1 relays the output through pipes of its own and waits for
-// every holder of them; a background child that keeps them open makes Exec give up 2 s
-// after the process has exited, with an error, as the exit code is then lost.
+// minute counts as stuck, and is killed with all its descendants (proctree.go).
+//
+// runc 1.1 relays the output through pipes of its own and waits for every holder of
+// them; a background child that keeps them open makes Exec give up 2 s after the
+// process has exited, with an error, as the exit code is then lost.
 //
 // So when the caller is a child subreaper (berthd is) and wants no terminal, Exec runs
 // `exec --detach` instead (execdetach.go): the runtime hands the process berth's own
 // pipes and exits once it runs; the orphaned process becomes the caller's child, whose
 // exit status wait4 gives the moment it exits. There too the runtime is let finish
 // starting the process (which it normally does in milliseconds, but seconds under
-// emulation) before the process is killed for an ended ctx. The output is read for 2 s more at most,
-// and the exit code is kept whatever a background child still holds.
+// emulation) before the process is killed for an ended ctx. The output is read for 2 s
+// more at most, and the exit code is kept whatever a background child still holds.
 //
 // # Init stages handed to berthd
 //
