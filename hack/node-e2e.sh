@@ -12,10 +12,12 @@
 #   NODE_E2E_PARALLEL=N           ginkgo parallel processes (default 1)
 #
 # Images come from the loopback registry through berthd's mirrors under their
-# canonical names. The kubelet gets a private root dir, a cgroupRoot of the run's
-# own, no system/kubelet/runtime cgroups (the suite asks for /system, /kubelet and
-# /docker-daemon; overridden), failCgroupV1 false; sysctls it rewrites are
-# restored. Needs root. Talks to nothing but 127.0.0.1 and its own bridge.
+# canonical names. The kubelet gets a private root dir, its default cgroupRoot (/,
+# as the Kubelet Cgroup Manager specs look for /kubepods at each hierarchy's root;
+# removed at the end) or, when some hierarchy has a /kubepods already, a cgroupRoot
+# of the run's own, no system/kubelet/runtime cgroups (the suite asks for /system,
+# /kubelet and /docker-daemon; overridden), failCgroupV1 false; sysctls it rewrites
+# are restored. Needs root. Talks to nothing but 127.0.0.1 and its own bridge.
 set -euo pipefail
 source "$(dirname "$0")/cluster/lib.sh"
 [ "$(id -u)" = 0 ] || die "needs root"
@@ -70,7 +72,13 @@ berthd="${BERTHD:-$own/berthd}"
 id=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 run=$(mktemp -d /tmp/berth-node-e2e.XXXXXX)
 bridge="bn$id"
-cgroup_root="berth-node-e2e-$id"
+# kubelet's cgroups: under /kubepods (cgroupRoot /) unless that is taken, then
+# under a root of the run's own (the Kubelet Cgroup Manager specs then fail).
+cgroup_root=""
+for m in $(cgroup_mounts); do
+	[ -e "$m/kubepods" ] && cgroup_root="berth-node-e2e-$id"
+done
+[ -z "$cgroup_root" ] || log "a /kubepods cgroup exists: kubelet gets cgroupRoot /$cgroup_root"
 registry_pid="" berthd_pid="" e2e_pid=""
 record_sysctls >"$run/sysctls.before"
 list_chains iptables >"$run/chains4.before"
@@ -115,11 +123,7 @@ cleanup() {
 	for m in $(awk -v d="$run/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "cannot unmount $m"
 	done
-	for m in $(cgroup_mounts); do
-		d="$m/$cgroup_root"
-		[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-		[ -d "$d" ] && log "cgroup $d left behind"
-	done
+	remove_cgroup_root "${cgroup_root:-kubepods}"
 	# The suite makes /var/lib/kubelet whatever root dir the kubelet uses.
 	if [ ! -e "$run/var-lib-kubelet.before" ] && [ -d /var/lib/kubelet ]; then
 		rmdir /var/lib/kubelet 2>/dev/null || log "/var/lib/kubelet is not empty; left for a look"
@@ -216,13 +220,7 @@ for ((i = 0; ; i++)); do
 done
 
 # --- kubelet: the suite loads this file and adds its own settings on top.
-for m in $(cgroup_mounts); do
-	mkdir "$m/$cgroup_root"
-	if [ -f "$m/cpuset.cpus" ]; then
-		cat "$m/cpuset.cpus" >"$m/$cgroup_root/cpuset.cpus"
-		cat "$m/cpuset.mems" >"$m/$cgroup_root/cpuset.mems"
-	fi
-done
+[ -z "$cgroup_root" ] || make_cgroup_root "$cgroup_root"
 : >"$run/resolv.conf"
 cat >"$run/kubelet-base.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1

@@ -47,6 +47,13 @@ valid_binary() {
 		log "$bin runs applets in-process (FEATURE_SH_STANDALONE/PREFER_APPLETS)"
 		return 1
 	fi
+	# Environment variables whose names are not shell identifiers reach the
+	# shell's children, as in busybox >= 1.36 (Kubernetes' ConfigMap and Secret
+	# envFrom specs print "data-1=..." through sh -c env).
+	if ! env -i 'data-1=kept' "$bin" sh -c env 2>/dev/null | grep -qx 'data-1=kept'; then
+		log "$bin's sh drops environment variables that are not shell identifiers"
+		return 1
+	fi
 	return 0
 }
 
@@ -132,6 +139,10 @@ set_opt PIE n
 set_opt FEATURE_PREFER_APPLETS n
 set_opt FEATURE_SH_STANDALONE n
 set_opt FEATURE_SH_NOFORK n
+# Debian's 1.35 filters environment variables whose names are not shell
+# identifiers out of sh's environment unless this option is on; with it, sh
+# passes them on to its children as upstream busybox does since 1.36.
+set_opt FEATURE_DI_ENV_HACK y
 # Not buildable against glibc (Sun RPC was removed from glibc).
 set_opt FEATURE_INETD_RPC n
 # tc needs kernel headers for qdiscs that newer kernels removed.
