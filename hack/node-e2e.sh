@@ -23,8 +23,8 @@ source "$(dirname "$0")/cluster/lib.sh"
 [ "$(id -u)" = 0 ] || die "needs root"
 
 # The slice CI runs (NODE_E2E_SLICE): container lifecycle, hooks, probes, logs,
-# exec, security context, volumes, resources (downward API) and pod lifecycle;
-# 81 specs, ~6-7 minutes with 3 processes. Each line is a regexp on the spec.
+# exec, security context, volumes, resources (downward API), kubelet's cgroups and
+# pod lifecycle; 88 specs, ~6-7 minutes with 3 processes. Each line is a regexp on the spec.
 slice_specs=(
 	'Container Runtime blackbox test'
 	'Container Lifecycle Hook when create a pod with lifecycle hook should execute'
@@ -32,13 +32,15 @@ slice_specs=(
 	'Probing container should be restarted by liveness probe after startup probe enables it'
 	'Probing container should not be ready with an exec readiness probe timeout'
 	'Kubelet when scheduling a busybox command in a pod should print the output to logs'
-	'ContainerLogPath Pod with a container printed log to stdout should print log to correct log path'
+	'ContainerLogPath Pod with a container printed log to stdout should print log to correct (cri )?log path'
 	'Pods should support (remote command execution|retrieving logs from the container) over websockets'
 	'Security Context'
 	'EmptyDir volumes should support'
 	"Downward API volume should provide container's (cpu|memory) (limit|request)"
 	'Downward API should provide'
 	'Secrets should be consumable from pods in volume with defaultMode set'
+	'(ConfigMap|Secrets) should be consumable via the environment'
+	'Kubelet Cgroup Manager'
 	'ConfigMap should be consumable from pods in volume with mappings and Item mode set'
 	'Pods should be (submitted and removed|updated)'
 	'InitContainer should'
@@ -85,7 +87,13 @@ list_chains iptables >"$run/chains4.before"
 list_chains ip6tables >"$run/chains6.before"
 record_node_chains >"$run/node-chains.before"
 [ -d /var/log/containers ] && touch "$run/var-log-containers.before"
-[ -e /var/lib/kubelet ] && touch "$run/var-lib-kubelet.before"
+# kubelet's root and pod log directories: the node's defaults when the machine
+# has none (the device plugin specs dial /var/lib/kubelet/device-plugins/kubelet.sock,
+# the CRI log path spec reads /var/log/pods; both are removed at the end), else
+# the run's own (those specs then fail).
+kubelet_root="$run/kubelet" pod_logs="$run/pod-logs"
+[ -e /var/lib/kubelet ] || kubelet_root=/var/lib/kubelet
+[ -e /var/log/pods ] || pod_logs=/var/log/pods
 
 # suite_pids: the suite's own processes (its services and the kubelet it
 # started: their command lines name the run's directory), should the suite die
@@ -101,6 +109,12 @@ suite_pids() {
 		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$run/" && echo "${p#/proc/}"
 	done
 	return 0
+}
+
+# mounts_under DIR: the mount points at and below DIR, deepest first (kubelet
+# bind-mounts its root dir onto itself to make it shared).
+mounts_under() {
+	awk -v d="$1" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r
 }
 
 cleanup() {
@@ -120,17 +134,24 @@ cleanup() {
 		[ -f "$run/$f" ] && cp -f "$run/$f" "$artifacts/$f"
 	done
 	[ -f "$run/report/kubelet.log" ] && cp -f "$run/report/kubelet.log" "$artifacts/kubelet.log"
-	for m in $(awk -v d="$run/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
-		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "cannot unmount $m"
+	for d in "$run" "$kubelet_root" "$pod_logs"; do
+		for m in $(mounts_under "$d"); do
+			umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "cannot unmount $m"
+		done
 	done
 	remove_cgroup_root "${cgroup_root:-kubepods}"
-	# The suite makes /var/lib/kubelet whatever root dir the kubelet uses.
-	if [ ! -e "$run/var-lib-kubelet.before" ] && [ -d /var/lib/kubelet ]; then
-		rmdir /var/lib/kubelet 2>/dev/null || log "/var/lib/kubelet is not empty; left for a look"
-	fi
+	# The node's default directories, when the run took them; never through a mount.
+	for d in "$kubelet_root" "$pod_logs"; do
+		[[ $d == "$run/"* ]] && continue
+		if [ -n "$(mounts_under "$d")" ]; then
+			log "$d still has mounts; left for a look"
+		else
+			rm -rf --one-file-system "$d"
+		fi
+	done
 	# kubelet links each container's log into /var/log/containers.
 	for l in /var/log/containers/*; do
-		[ -L "$l" ] && [[ $(readlink "$l") == "$run/"* ]] && rm -f "$l"
+		[ -L "$l" ] && [[ $(readlink "$l") == "$run/"* || $(readlink "$l") == "$pod_logs/"* ]] && rm -f "$l"
 	done
 	[ -e "$run/var-log-containers.before" ] || rmdir /var/log/containers 2>/dev/null
 	remove_node_chains "$run/node-chains.before"
@@ -142,7 +163,12 @@ cleanup() {
 	done
 	restore_sysctls "$run/sysctls.before"
 	ip link show "$bridge" >/dev/null 2>&1 && ip link del "$bridge"
-	rm -rf --one-file-system "$run"
+	# A bind mount of the same file system would lead rm through it: none may be left.
+	if [ -n "$(mounts_under "$run")" ]; then
+		log "$run still has mounts; left for a look"
+	else
+		rm -rf --one-file-system "$run"
+	fi
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -231,7 +257,7 @@ failCgroupV1: false
 failSwapOn: false
 protectKernelDefaults: false
 makeIPTablesUtilChains: false
-podLogsDir: $run/pod-logs
+podLogsDir: $pod_logs
 volumePluginDir: $run/volume-plugins
 resolvConf: $run/resolv.conf
 serializeImagePulls: false
@@ -269,7 +295,7 @@ args=(
 	--image-service-endpoint "unix://$run/berth.sock"
 	--prepull-images=false
 	--kubelet-config-file "$run/kubelet-base.yaml"
-	"--kubelet-flags=--root-dir=$run/kubelet --cert-dir=$run/kubelet/pki --kubelet-cgroups= --system-cgroups= --runtime-cgroups="
+	"--kubelet-flags=--root-dir=$kubelet_root --cert-dir=$run/kubelet/pki --kubelet-cgroups= --system-cgroups= --runtime-cgroups="
 	--report-dir "$run/report"
 )
 ginkgo_args=(label-filter "$labels" skip "$skip" junit-report "$run/junit.xml" timeout 120m)
