@@ -98,9 +98,7 @@ delete_bridge "$bridge" || left "bridge $bridge"
 # kubelet's device manager makes /var/lib/kubelet/device-plugins whatever its
 # root dir: removed when the run made it, it is empty and no other kubelet runs.
 if [ ! -e "$run/var-lib-kubelet.before" ] && [ -e /var/lib/kubelet ] && [ -z "$other_kubelet" ]; then
-	rm -f /var/lib/kubelet/device-plugins/kubelet.sock
-	rmdir /var/lib/kubelet/device-plugins /var/lib/kubelet 2>/dev/null ||
-		left "/var/lib/kubelet (not there before the run, not empty now)"
+	remove_kubelet_device_dir || left "/var/lib/kubelet (not there before the run, not empty now)"
 fi
 
 for c in kubelet berthd proxy scheduler controller_manager apiserver etcd registry; do

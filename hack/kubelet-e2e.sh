@@ -82,6 +82,9 @@ remove_container_log_links() {
 }
 
 portmap_preexisting=$(existing_portmap_chains)
+# kubelet's device manager makes /var/lib/kubelet/device-plugins whatever its root dir.
+var_lib_kubelet_preexisting=0
+[ -e /var/lib/kubelet ] && var_lib_kubelet_preexisting=1
 
 # kubelet makes its canary chains (and the iptables-mode hint) in every table it
 # watches, whatever makeIPTablesUtilChains says; those the lane's kubelet made go with it.
@@ -122,6 +125,9 @@ cleanup() {
 	# pods) and are reported, never moved.
 	remove_cgroup_root "$cgroot"
 	remove_container_log_links
+	if [ "$var_lib_kubelet_preexisting" = 0 ] && [ -e /var/lib/kubelet ]; then
+		remove_kubelet_device_dir || log "/var/lib/kubelet (not there before the run) is not empty; left for a look"
+	fi
 	restore_sysctls "$tmp/sysctls"
 	unmount_under "$tmp"
 	rm -rf --one-file-system "$tmp"

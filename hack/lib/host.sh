@@ -130,3 +130,13 @@ restore_sysctls() {
 	done <"$1"
 	return 0
 }
+
+# remove_kubelet_device_dir: removes /var/lib/kubelet/device-plugins (kubelet's
+# device manager makes it, with its socket and checkpoint, whatever kubelet's root
+# dir) and /var/lib/kubelet, for a lane that found no /var/lib/kubelet. Fails,
+# removing nothing more, when anything else is in them.
+remove_kubelet_device_dir() {
+	local d=/var/lib/kubelet/device-plugins
+	rm -f "$d/kubelet.sock" "$d/kubelet_internal_checkpoint"
+	rmdir "$d" /var/lib/kubelet 2>/dev/null
+}
