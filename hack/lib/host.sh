@@ -55,15 +55,24 @@ remove_cgroup_root() {
 
 # berth's default cgroup parent (/berth), which pods naming none go under and the
 # OCI runtime leaves behind: a lane removes it afterwards (when empty) unless it
-# was there before. berth_parents lists those there now, one a line.
-berth_parents() { ls -d /sys/fs/cgroup/*/berth /sys/fs/cgroup/berth 2>/dev/null || true; }
+# was there before. berth_parents [NAME...] lists those there now, one a line:
+# /berth, or each /NAME (another runtime's default parent, say containerd's
+# k8s.io), in every hierarchy.
+berth_parents() {
+	local n
+	for n in "${@:-berth}"; do
+		ls -d /sys/fs/cgroup/*/"$n" /sys/fs/cgroup/"$n" 2>/dev/null
+	done
+	return 0
+}
 
-# remove_berth_parents BEFORE: removes each /berth parent not listed in BEFORE
-# (what berth_parents said before the run).
+# remove_berth_parents BEFORE [NAME...]: removes each parent berth_parents [NAME...]
+# lists now but not in BEFORE (what it said before the run).
 remove_berth_parents() {
-	local d
-	for d in $(berth_parents); do
-		[[ $'\n'"$1"$'\n' == *$'\n'"$d"$'\n'* ]] && continue
+	local before="$1" d
+	shift
+	for d in $(berth_parents "$@"); do
+		[[ $'\n'"$before"$'\n' == *$'\n'"$d"$'\n'* ]] && continue
 		find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || log "cannot remove cgroup $d"
 	done
 	return 0
