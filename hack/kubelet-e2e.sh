@@ -127,9 +127,7 @@ cleanup() {
 	rm -rf --one-file-system "$tmp"
 	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_exit cleanup
 
 # check NAME COMMAND...: one numbered check; its output is kept when it fails.
 check() {
