@@ -84,6 +84,7 @@ delete_runc_containers() {
 # trap_exit FUNC: FUNC runs when the script exits, also when SIGINT or SIGTERM
 # ends it (exit status 130 or 143): a lane cleans up however it stops.
 trap_exit() {
+	# shellcheck disable=SC2064 # the function's name, expanded now on purpose
 	trap "$1" EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
