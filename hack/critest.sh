@@ -42,17 +42,13 @@ mkdir -p "$bin" "$own" "$artifacts"
 
 # --- tools: crictl and critest as pinned in hack/tools/go.mod, cached by version.
 cri_version=$(cri_tools_version)
-critest="$bin/critest-$cri_version"
 if [ -n "${CRITEST_BIN:-}" ]; then
 	crictl="$bin/crictl"
 	critest="$bin/critest"
 	berthd="${BERTHD:-$own/berthd}"
 else
 crictl=$(ensure_crictl "$bin")
-if [ ! -x "$critest" ]; then
-	log "building critest $cri_version"
-	(cd hack/tools && go test -c -o "$critest.tmp.$$" sigs.k8s.io/cri-tools/cmd/critest) && mv -f "$critest.tmp.$$" "$critest"
-fi
+critest=$(ensure_critest "$bin")
 berthd="${BERTHD:-$own/berthd}"
 if [ -z "${BERTHD:-}" ]; then
 	log "building berthd"
@@ -71,7 +67,7 @@ tmp=$(mktemp -d /tmp/berth-critest.XXXXXX)
 # 0711, as berthd makes its root and state: the root of a user-namespaced pod (no one on
 # the host) must pass through to its root filesystem.
 chmod 0711 "$tmp"
-registry_pid=""
+registry_pid="" registry=""
 berthd_pid=""
 
 cleanup() {
@@ -86,12 +82,10 @@ cleanup() {
 	[ -n "${cgroup_parent_preexisting+x}" ] && remove_berth_parents "$cgroup_parent_preexisting"
 	# Whatever berthd left mounted under the run directory.
 	unmount_under "$tmp"
-	rm -rf --one-file-system "$tmp"
+	remove_tree "$tmp"
 	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_exit cleanup
 
 # --- test registry.
 start_registry "$own/testregistry" "$tmp"

@@ -130,12 +130,10 @@ cleanup() {
 	fi
 	restore_sysctls "$tmp/sysctls"
 	unmount_under "$tmp"
-	rm -rf --one-file-system "$tmp"
+	remove_tree "$tmp"
 	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_exit cleanup
 
 # check NAME COMMAND...: one numbered check; its output is kept when it fails.
 check() {

@@ -81,7 +81,7 @@ for m in $(cgroup_mounts); do
 	[ -e "$m/kubepods" ] && cgroup_root="berth-node-e2e-$id"
 done
 [ -z "$cgroup_root" ] || log "a /kubepods cgroup exists: kubelet gets cgroupRoot /$cgroup_root"
-registry_pid="" berthd_pid="" e2e_pid=""
+registry_pid="" registry="" berthd_pid="" e2e_pid=""
 record_sysctls >"$run/sysctls.before"
 list_chains iptables >"$run/chains4.before"
 list_chains ip6tables >"$run/chains6.before"
@@ -111,43 +111,27 @@ suite_pids() {
 	return 0
 }
 
-# mounts_under DIR: the mount points at and below DIR, deepest first (kubelet
-# bind-mounts its root dir onto itself to make it shared).
-mounts_under() {
-	awk -v d="$1" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r
-}
-
 cleanup() {
-	local rc=$? m d p l
+	local rc=$? p l d
 	set +e
 	stop_pid "$e2e_pid" e2e_node.test 60
 	for p in $(suite_pids); do
 		log "stopping pid $p the suite left: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-100)"
 		stop_pid "$p" "pid $p" 30
 	done
-	if running "$berthd_pid"; then
-		"$crictl" --runtime-endpoint "unix://$run/berth.sock" --timeout 120s rmp --all --force >/dev/null 2>&1
-	fi
+	# The pods left removed through berthd (its stop leaves them running), then berthd.
+	remove_pods "$berthd_pid" "${crictl:-}" "$run/berth.sock" 120s
 	stop_pid "$berthd_pid" berthd
 	stop_pid "$registry_pid" testregistry
-	for f in berthd.log registry.log e2e.log junit.xml kubelet-base.yaml berth.toml; do
-		[ -f "$run/$f" ] && cp -f "$run/$f" "$artifacts/$f"
-	done
-	[ -f "$run/report/kubelet.log" ] && cp -f "$run/report/kubelet.log" "$artifacts/kubelet.log"
+	save_artifacts "$run" "$artifacts" berthd.log registry.log e2e.log junit.xml kubelet-base.yaml berth.toml
+	save_artifacts "$run/report" "$artifacts" kubelet.log
 	for d in "$run" "$kubelet_root" "$pod_logs"; do
-		for m in $(mounts_under "$d"); do
-			umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "cannot unmount $m"
-		done
+		unmount_under "$d"
 	done
 	remove_cgroup_root "${cgroup_root:-kubepods}"
-	# The node's default directories, when the run took them; never through a mount.
+	# The node's default directories, when the run took them.
 	for d in "$kubelet_root" "$pod_logs"; do
-		[[ $d == "$run/"* ]] && continue
-		if [ -n "$(mounts_under "$d")" ]; then
-			log "$d still has mounts; left for a look"
-		else
-			rm -rf --one-file-system "$d"
-		fi
+		[[ $d == "$run/"* ]] || remove_tree "$d"
 	done
 	# kubelet links each container's log into /var/log/containers.
 	for l in /var/log/containers/*; do
@@ -162,88 +146,37 @@ cleanup() {
 		grep -qx "$t $c" "$run/chains6.before" || log "ip6tables chain $t $c appeared during the run"
 	done
 	restore_sysctls "$run/sysctls.before"
-	ip link show "$bridge" >/dev/null 2>&1 && ip link del "$bridge"
-	# A bind mount of the same file system would lead rm through it: none may be left.
-	if [ -n "$(mounts_under "$run")" ]; then
-		log "$run still has mounts; left for a look"
-	else
-		rm -rf --one-file-system "$run"
-	fi
+	delete_bridge "$bridge"
+	remove_tree "$run"
 	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_exit cleanup
 
-cri_version=$(awk '{for (i = 1; i < NF; i++) if ($i == "sigs.k8s.io/cri-tools") {print $(i + 1); exit}}' "$repo/hack/tools/go.mod")
-crictl="$repo/hack/.cache/bin/crictl-$cri_version"
-if [ ! -x "$crictl" ]; then
-	mkdir -p "$(dirname "$crictl")"
-	(cd "$repo/hack/tools" && go build -o "$crictl.tmp.$$" sigs.k8s.io/cri-tools/cmd/crictl) &&
-		mv -f "$crictl.tmp.$$" "$crictl"
-fi
+crictl=$(ensure_crictl "$repo/hack/.cache/bin")
 
 # --- loopback registry, with agnhost. Never on port 5000: the private-registry
-# specs start a registry there.
+# specs start a registry there. It and berthd run in sessions of their own
+# (setsid): a Ctrl-C at the terminal does not reach them, and cleanup stops them
+# after the suite, the pods first.
 setsid "$own/testregistry" -addr 127.0.0.1:0 -agnhost "$k8s_bin/agnhost" >"$run/registry.out" 2>"$run/registry.log" </dev/null &
 registry_pid=$!
-registry=""
-for ((i = 0; i < 3000; i++)); do
-	registry=$(awk '$1 == "ready" {print $2; exit}' "$run/registry.out")
-	[ -n "$registry" ] && break
-	running "$registry_pid" || { tail -n 20 "$run/registry.log" >&2; die "testregistry exited"; }
-	sleep 0.1
-done
-[ -n "$registry" ] || die "testregistry not ready"
+wait_registry "$registry_pid" "$run/registry.out" "$run/registry.log"
 
 # --- pod network: a bridge and a /24 of 10.199.0.0/16 of this run's own.
-subnet=""
-for ((i = 0; i < 256; i++)); do
-	c="10.199.$(((RANDOM + i) % 256))"
-	ip -4 -o addr show | grep -q " $c\." && continue
-	subnet="$c"
-	break
-done
-[ -n "$subnet" ] || die "no free /24 in 10.199.0.0/16"
+subnet=$(pick_subnet 10.199)
 echo 1 >/proc/sys/net/ipv4/ip_forward
-mkdir -p "$run/net.d"
-cat >"$run/net.d/10-node-e2e.conflist" <<EOF
-{"cniVersion": "1.0.0", "name": "node-e2e", "plugins": [
-  {"type": "bridge", "bridge": "$bridge", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$subnet.0/24"}]], "dataDir": "$run/ipam"}},
-  {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true},
-  {"type": "loopback"}]}
-EOF
+write_bridge_conflist "$run/net.d/10-node-e2e.conflist" node-e2e "$bridge" "$subnet" "$run/ipam"
 
-# --- berthd.
-# The RuntimeClass and PodOverhead specs expect a handler named test-handler
-# (Kubernetes' CI configures one as runc).
-cat >"$run/berth.toml" <<EOF
-cgroup_driver = "cgroupfs"
-[runtimes.test-handler]
-path = "runc"
-[image.registry]
-mirrors_only = true
-[image.registry.mirrors]
-"docker.io" = ["http://$registry"]
-"gcr.io" = ["http://$registry"]
-"registry.k8s.io" = ["http://$registry"]
-"k8s.gcr.io" = ["http://$registry"]
-[image.registry.hosts."$registry"]
-plain_http = true
-[network]
-conf_dir = "$run/net.d"
-EOF
-setsid "$berthd" --config "$run/berth.toml" --config-dir "$run/berth.d" --root "$run/berth-root" \
-	--state "$run/berth-state" --listen "unix://$run/berth.sock" --log-level info \
-	>"$run/berthd.log" 2>&1 </dev/null &
+# --- berthd: hack/lib's berth.toml (every pull through the loopback registry), with
+# the cgroupfs driver. The RuntimeClass and PodOverhead specs expect a handler named
+# test-handler (Kubernetes' CI configures one as runc).
+write_berth_toml "$run/berth.toml" "$registry" "$run/net.d"
+sed -i '1i cgroup_driver = "cgroupfs"' "$run/berth.toml"
+printf '\n[runtimes.test-handler]\npath = "runc"\n' >>"$run/berth.toml"
+mapfile -t berthd_argv < <(berthd_args "$run")
+setsid "$berthd" "${berthd_argv[@]}" >"$run/berthd.log" 2>&1 </dev/null &
 berthd_pid=$!
-for ((i = 0; ; i++)); do
-	"$crictl" --runtime-endpoint "unix://$run/berth.sock" --timeout 2s version >/dev/null 2>&1 && break
-	running "$berthd_pid" || { tail -n 30 "$run/berthd.log" >&2; die "berthd exited"; }
-	((i < 300)) || die "berthd not answering"
-	sleep 0.1
-done
+wait_berthd "$berthd_pid" "$crictl" "$run/berth.sock" "$run/berthd.log"
 
 # --- kubelet: the suite loads this file and adds its own settings on top.
 [ -z "$cgroup_root" ] || make_cgroup_root "$cgroup_root"

@@ -16,8 +16,8 @@
 #
 # containerd and its runc shim are v2.4.2, built from the Go module proxy once and
 # cached in hack/.cache/bin (containerd-v2.4.2, containerd-shim-runc-v2-v2.4.2); crictl
-# and critest as hack/critest.sh builds them. Each run has a root, state, sockets and
-# runc root of its own in a run directory under /tmp.
+# and critest as hack/critest.sh builds them (hack/lib). Each run has a root, state,
+# sockets and runc root of its own in a run directory under /tmp.
 #
 # Per run: critest -benchmark with a params file (COMPARE_PODS=50 pods,
 # COMPARE_CONTAINERS=50 containers, COMPARE_IMAGES=20 image pulls; critest's pods share
@@ -30,19 +30,14 @@
 # bridge, portmap's chains (when it made them), the cgroups it made, containerd's shim
 # sockets. Never talks to anything but 127.0.0.1.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-repo=$(pwd)
+# The lanes' shared shell (log, die, builds, registry, CNI network, berthd, cleanup).
+source "$(dirname "$0")/../lib/all.sh"
+cd "$repo"
 
-if [ "$(id -u)" != 0 ]; then
-	echo "compare.sh: needs root (both runtimes run containers)" >&2
-	exit 1
-fi
-export PATH="/usr/local/go/bin:$PATH"
+[ "$(id -u)" = 0 ] || die "needs root (both runtimes run containers)"
 for tool in jq iptables; do
-	command -v "$tool" >/dev/null || { echo "compare.sh: needs $tool" >&2; exit 1; }
+	command -v "$tool" >/dev/null || die "needs $tool"
 done
-
-log() { printf 'compare.sh: %s\n' "$*" >&2; }
 
 ctrd_version=v2.4.2
 pods=${COMPARE_PODS:-50}
@@ -54,25 +49,10 @@ bin="$cache/bin"
 own="$repo/_output/bin"
 mkdir -p "$bin" "$own"
 
-# build OUT PKG [DIR]: go build into OUT atomically (other checkouts may build too).
-build() {
-	local out="$1" pkg="$2" dir="${3:-$repo}"
-	(cd "$dir" && go build -o "$out.tmp.$$" "$pkg") && mv -f "$out.tmp.$$" "$out"
-}
-
 # --- tools.
-cri_version=$(awk '{for (i = 1; i < NF; i++) if ($i == "sigs.k8s.io/cri-tools") {print $(i + 1); exit}}' hack/tools/go.mod)
-[ -n "$cri_version" ] || { log "no sigs.k8s.io/cri-tools requirement in hack/tools/go.mod"; exit 1; }
-crictl="$bin/crictl-$cri_version"
-critest="$bin/critest-$cri_version"
-if [ ! -x "$crictl" ]; then
-	log "building crictl $cri_version"
-	build "$crictl" sigs.k8s.io/cri-tools/cmd/crictl "$repo/hack/tools"
-fi
-if [ ! -x "$critest" ]; then
-	log "building critest $cri_version"
-	(cd hack/tools && go test -c -o "$critest.tmp.$$" sigs.k8s.io/cri-tools/cmd/critest) && mv -f "$critest.tmp.$$" "$critest"
-fi
+cri_version=$(cri_tools_version)
+crictl=$(ensure_crictl "$bin")
+critest=$(ensure_critest "$bin")
 containerd="$bin/containerd-$ctrd_version"
 shim="$bin/containerd-shim-runc-v2-$ctrd_version"
 if [ ! -x "$containerd" ] || [ ! -x "$shim" ]; then
@@ -82,8 +62,7 @@ if [ ! -x "$containerd" ] || [ ! -x "$shim" ]; then
 		"github.com/containerd/containerd/v2/cmd/containerd@$ctrd_version" \
 		"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$ctrd_version"); then
 		rm -rf "$gobin"
-		log "building containerd $ctrd_version failed (see above)"
-		exit 1
+		die "building containerd $ctrd_version failed (see above)"
 	fi
 	mv -f "$gobin/containerd" "$containerd.tmp.$$" && mv -f "$containerd.tmp.$$" "$containerd"
 	mv -f "$gobin/containerd-shim-runc-v2" "$shim.tmp.$$" && mv -f "$shim.tmp.$$" "$shim"
@@ -91,88 +70,37 @@ if [ ! -x "$containerd" ] || [ ! -x "$shim" ]; then
 fi
 log "building berthd, berth-monitor, testregistry, benchcompare"
 build "$own/berthd" ./cmd/berthd
-CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$own/berth-monitor.tmp.$$" ./cmd/berth-monitor &&
-	mv -f "$own/berth-monitor.tmp.$$" "$own/berth-monitor"
+build_monitor "$own"
 build "$own/testregistry" ./hack/cmd/testregistry
 build "$own/benchcompare" ./hack/cmd/benchcompare
-runc=$(command -v runc) || { log "no runc in PATH"; exit 1; }
+runc=$(command -v runc) || die "no runc in PATH"
 log "runc: $runc ($("$runc" --version | head -n 1))"
 
 # --- run directory and cleanup.
 tmp=$(mktemp -d /tmp/berth-compare.XXXXXX)
-registry_pid=""
+registry_pid="" registry=""
 daemon_pid=""
 daemon_sock=""
 bridge=""
 ip_forward=""
 cgparent="/berth-compare-${tmp##*.}"
 shim_sockets_before=$(ls /run/containerd/s 2>/dev/null || true)
-cgroups_before=$(ls -d /sys/fs/cgroup/*/berth /sys/fs/cgroup/*/k8s.io /sys/fs/cgroup/berth /sys/fs/cgroup/k8s.io 2>/dev/null || true)
-portmap_chains="CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK"
-portmap_preexisting=""
-for c in $portmap_chains; do
-	iptables -w -t nat -S "$c" >/dev/null 2>&1 && portmap_preexisting+=" $c"
-done
-
-running() {
-	local stat
-	stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-	[[ $stat != Z* ]]
-}
-
-# stop PID NAME: SIGTERM, then SIGKILL after 30 s. Only for processes started here.
-stop() {
-	local pid="$1" name="$2" i
-	[ -n "$pid" ] || return 0
-	running "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 300; i++)); do
-		running "$pid" || break
-		sleep 0.1
-	done
-	if running "$pid"; then
-		log "$name (pid $pid) ignored SIGTERM for 30s; killing it"
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-}
+# berth's and containerd's default cgroup parents (critest's pods name none) and
+# portmap's shared nat chains: those there before the run are left alone afterwards.
+cgroups_before=$(berth_parents berth k8s.io)
+portmap_preexisting=$(existing_portmap_chains)
 
 cri() { "$crictl" --config /dev/null --runtime-endpoint "unix://$daemon_sock" --image-endpoint "unix://$daemon_sock" "$@"; }
-
-# processes_under DIR: pids whose command line or working directory is under DIR (the
-# shims, monitors and runc processes of this run; containerd's shims run in their
-# bundle directory under the run's state). One grep and one find over /proc, not a
-# few processes per pid: the machine may have thousands. The pattern is read from a
-# file, so that grep's own command line does not match it.
-processes_under() {
-	printf '%s/\n' "$1" >"$tmp/processes_under.pattern"
-	{
-		grep -lsF -f "$tmp/processes_under.pattern" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3
-		find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$1/*" 2>/dev/null | cut -d/ -f3
-	} | sort -un
-}
 
 # stop_daemon: every pod of the running daemon removed through it, the daemon stopped,
 # then whatever of the run's containers is left: runc's containers in the run's runc
 # roots (deleted with --force), then leftover shims and monitors (killed by pid).
 stop_daemon() {
-	local n r id pid
-	if [ -n "$daemon_pid" ] && running "$daemon_pid" && [ -S "$daemon_sock" ]; then
-		n=$(cri --timeout 10s pods -q 2>/dev/null | wc -l)
-		if [ "$n" -gt 0 ]; then
-			log "removing the $n pod(s) left"
-			cri --timeout 120s rmp --all --force >/dev/null 2>&1 || log "could not remove every pod"
-		fi
-	fi
-	stop "$daemon_pid" "runtime daemon"
+	local pid
+	remove_pods "$daemon_pid" "$crictl" "$daemon_sock" 120s || true
+	stop_pid "$daemon_pid" "runtime daemon"
 	daemon_pid=""
-	for r in "$tmp"/run/*/runc/* "$tmp"/run/*/state/runtime/*; do
-		[ -d "$r" ] || continue
-		for id in $("$runc" --root "$r" list -q 2>/dev/null); do
-			log "leftover container $id: runc delete --force"
-			"$runc" --root "$r" delete --force "$id" >/dev/null 2>&1 || log "cannot delete container $id"
-		done
-	done
+	delete_runc_containers "$runc" "$tmp"/run/*/runc/* "$tmp"/run/*/state/runtime/*
 	for pid in $(processes_under "$tmp/run"); do
 		[ "$pid" = $$ ] && continue
 		log "leftover process $pid ($(cat "/proc/$pid/comm" 2>/dev/null)): killing it"
@@ -180,90 +108,42 @@ stop_daemon() {
 	done
 }
 
-remove_portmap_chains() {
-	local c
-	iptables -w -t nat -S CNI-HOSTPORT-DNAT 2>/dev/null | grep -q '^-A' && return 0
-	for c in $portmap_chains; do
-		[[ " $portmap_preexisting " == *" $c "* ]] && continue
-		iptables -w -t nat -S "$c" >/dev/null 2>&1 || continue
-		while iptables -w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j "$c" 2>/dev/null; do :; done
-		while iptables -w -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j "$c" 2>/dev/null; do :; done
-		while iptables -w -t nat -D POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j "$c" 2>/dev/null; do :; done
-		iptables -w -t nat -F "$c" && iptables -w -t nat -X "$c" || log "cannot remove chain $c"
-	done
-}
-
 cleanup() {
-	local rc=$? m d s
+	local rc=$? s
 	set +e
 	stop_daemon
-	stop "$registry_pid" testregistry
+	stop_pid "$registry_pid" testregistry
 	if [ -n "${COMPARE_KEEP:-}" ]; then
 		mkdir -p "$COMPARE_KEEP"
 		cp -a "$tmp/results/." "$COMPARE_KEEP/" 2>/dev/null
 	fi
-	if [ -n "$bridge" ] && ip link show "$bridge" >/dev/null 2>&1; then
-		ip link del "$bridge" || log "cannot delete bridge $bridge"
-	fi
+	delete_bridge "$bridge"
 	[ -n "$ip_forward" ] && echo "$ip_forward" >/proc/sys/net/ipv4/ip_forward
-	remove_portmap_chains
+	remove_portmap_chains "$portmap_preexisting"
 	# Cgroups: the density pods' parent, and berth's and containerd's default parents
-	# (critest's pods name none) unless they were there before; only empty ones go.
-	for d in /sys/fs/cgroup/*"$cgparent" /sys/fs/cgroup"$cgparent" \
-		/sys/fs/cgroup/*/berth /sys/fs/cgroup/*/k8s.io /sys/fs/cgroup/berth /sys/fs/cgroup/k8s.io; do
-		[ -d "$d" ] || continue
-		[[ $'\n'"$cgroups_before"$'\n' == *$'\n'"$d"$'\n'* ]] && continue
-		find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || log "cannot remove cgroup $d"
-	done
+	# unless they were there before; only empty ones go.
+	remove_cgroup_root "${cgparent#/}"
+	remove_berth_parents "$cgroups_before" berth k8s.io
 	# containerd's shims put their sockets in /run/containerd/s; ours are the new ones.
 	for s in /run/containerd/s/*; do
 		[ -e "$s" ] || continue
 		[[ $'\n'"$shim_sockets_before"$'\n' == *$'\n'"${s##*/}"$'\n'* ]] || rm -f "$s"
 	done
-	for m in $(awk -v d="$tmp/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
-		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "cannot unmount $m"
-	done
-	rm -rf --one-file-system "$tmp"
+	unmount_under "$tmp"
+	remove_tree "$tmp"
 	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_exit cleanup
 
-# --- test registry.
-: >"$tmp/registry.out"
-"$own/testregistry" -addr 127.0.0.1:0 >"$tmp/registry.out" 2>"$tmp/registry.log" &
-registry_pid=$!
-registry=""
-for ((i = 0; i < 3000; i++)); do # building busybox the first time takes a minute or two
-	registry=$(awk '$1 == "ready" {print $2; exit}' "$tmp/registry.out")
-	[ -n "$registry" ] && break
-	running "$registry_pid" || { log "testregistry exited:"; tail -n 40 "$tmp/registry.log" >&2; exit 1; }
-	sleep 0.1
-done
-[ -n "$registry" ] || { log "testregistry not ready after 5 minutes"; exit 1; }
-log "test registry on $registry"
+# --- test registry (building busybox the first time takes a minute or two).
+start_registry "$own/testregistry" "$tmp"
 
 # --- the pod network both runtimes use, one after the other.
 bridge="bk$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
-subnet=""
-for ((i = 0; i < 256; i++)); do
-	candidate="10.199.$(((RANDOM + i) % 256))"
-	if ! ip -4 -o addr show | grep -q " $candidate\."; then
-		subnet="$candidate.0/24"
-		break
-	fi
-done
-[ -n "$subnet" ] || { log "no free subnet in 10.199.0.0/16"; exit 1; }
+subnet=$(pick_subnet 10.199)
 ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)
-mkdir -p "$tmp/net.d" "$tmp/results"
-cat >"$tmp/net.d/10-compare.conflist" <<EOF
-{"cniVersion": "1.0.0", "name": "berth-compare", "plugins": [
-  {"type": "bridge", "bridge": "$bridge", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$subnet"}]], "dataDir": "$tmp/ipam"}},
-  {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true},
-  {"type": "loopback"}]}
-EOF
+mkdir -p "$tmp/results"
+write_bridge_conflist "$tmp/net.d/10-compare.conflist" berth-compare "$bridge" "$subnet" "$tmp/ipam"
 
 # critest's benchmark parameters. Its image benchmarks pull and remove an image and
 # remove the listing images afterwards: the catalogue's docker.io busybox, which no
@@ -282,28 +162,11 @@ EOF
 
 # --- the runtimes.
 start_berth() {
-	local dir="$1"
-	cat >"$dir/berth.toml" <<EOF
-# Written by hack/bench/compare.sh: images come from the loopback test registry only.
-[image.registry]
-mirrors_only = true
-
-[image.registry.mirrors]
-"docker.io" = ["http://$registry"]
-"gcr.io" = ["http://$registry"]
-"registry.k8s.io" = ["http://$registry"]
-"k8s.gcr.io" = ["http://$registry"]
-
-[image.registry.hosts."$registry"]
-plain_http = true
-
-[network]
-conf_dir = "$tmp/net.d"
-EOF
+	local dir="$1" argv
+	write_berth_toml "$dir/berth.toml" "$registry" "$tmp/net.d"
 	daemon_sock="$dir/berth.sock"
-	"$own/berthd" --config "$dir/berth.toml" --config-dir "$dir/berth.d" \
-		--root "$dir/root" --state "$dir/state" --listen "unix://$daemon_sock" --log-level info \
-		>"$dir/daemon.log" 2>&1 &
+	mapfile -t argv < <(berthd_args "$dir")
+	"$own/berthd" "${argv[@]}" >"$dir/daemon.log" 2>&1 &
 	daemon_pid=$!
 }
 

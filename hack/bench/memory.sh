@@ -28,12 +28,13 @@
 # Knobs: BERTHD (a berthd binary to measure instead of building ./cmd/berthd; its
 # berth-monitor is built next to it in the run directory), SETTLE (seconds to wait
 # after the last start before measuring; default 5), MEMORY_KEEP_LOGS=DIR (copy
-# berthd's and the registry's logs there at the end).
+# berthd's and the registry's logs and berth.toml there at the end).
 # Needs root, runc and the CNI plugins (bridge, host-local, loopback). Never talks to
 # anything but 127.0.0.1.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-repo=$(pwd)
+# The lanes' shared shell (log, die, builds, registry, berthd, cleanup).
+source "$(dirname "$0")/../lib/all.sh"
+cd "$repo"
 
 shared_pid=0
 n=30
@@ -41,41 +42,23 @@ for a in "$@"; do
 	case "$a" in
 	--shared-pid) shared_pid=1 ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-	*[!0-9]* | "") echo "memory.sh: usage: $0 [--shared-pid] [N]" >&2; exit 2 ;;
+	*[!0-9]* | "") log "usage: $0 [--shared-pid] [N]"; exit 2 ;;
 	*) n=$a ;;
 	esac
 done
-((n > 0)) || { echo "memory.sh: N must be > 0" >&2; exit 2; }
+((n > 0)) || { log "N must be > 0"; exit 2; }
 
-if [ "$(id -u)" != 0 ]; then
-	echo "memory.sh: needs root (berthd runs containers)" >&2
-	exit 1
-fi
-export PATH="/usr/local/go/bin:$PATH"
-
-log() { printf 'memory.sh: %s\n' "$*" >&2; }
+[ "$(id -u)" = 0 ] || die "needs root (berthd runs containers)"
 
 cache="$repo/hack/.cache"
 mkdir -p "$cache/bin"
 
-# build OUT PKG [DIR]: go build into OUT atomically (other checkouts may build too).
-build() {
-	local out="$1" pkg="$2" dir="${3:-$repo}"
-	(cd "$dir" && go build -o "$out.tmp.$$" "$pkg") && mv -f "$out.tmp.$$" "$out"
-}
-
 # --- crictl, as hack/critest.sh builds it (pinned in hack/tools/go.mod).
-cri_version=$(awk '{for (i = 1; i < NF; i++) if ($i == "sigs.k8s.io/cri-tools") {print $(i + 1); exit}}' hack/tools/go.mod)
-[ -n "$cri_version" ] || { log "no sigs.k8s.io/cri-tools requirement in hack/tools/go.mod"; exit 1; }
-crictl="$cache/bin/crictl-$cri_version"
-if [ ! -x "$crictl" ]; then
-	log "building crictl $cri_version"
-	build "$crictl" sigs.k8s.io/cri-tools/cmd/crictl "$repo/hack/tools"
-fi
+crictl=$(ensure_crictl "$cache/bin")
 
 # --- run directory and cleanup (set up before anything is started).
 tmp=$(mktemp -d /tmp/berth-memory.XXXXXX)
-registry_pid=""
+registry_pid="" registry=""
 berthd_pid=""
 bridge=""
 ip_forward=""
@@ -83,55 +66,15 @@ cgparent="/berth-bench-mem-${tmp##*.}"
 sock="$tmp/berth.sock"
 printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\n' "$sock" "$sock" >"$tmp/crictl.yaml"
 
-running() {
-	local stat
-	stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-	[[ $stat != Z* ]]
-}
-
-# stop PID NAME: SIGTERM, then SIGKILL after 30 s. Only for processes started here.
-stop() {
-	local pid="$1" name="$2" i
-	[ -n "$pid" ] || return 0
-	running "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 300; i++)); do
-		running "$pid" || break
-		sleep 0.1
-	done
-	if running "$pid"; then
-		log "$name (pid $pid) ignored SIGTERM for 30s; killing it"
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-}
-
 cri() { "$crictl" --config "$tmp/crictl.yaml" "$@"; }
 # shellcheck source=hack/bench/lib.sh
 . hack/bench/lib.sh
 
-# remove_pods removes every pod of this run through berthd (stop leaves pods running,
-# as it must).
-remove_pods() {
-	local left
-	[ -n "$berthd_pid" ] && running "$berthd_pid" && [ -S "$sock" ] || return 0
-	left=$(cri --timeout 10s pods -q 2>/dev/null | wc -l)
-	[ "$left" -gt 0 ] || return 0
-	log "removing $left pod(s)"
-	cri --timeout 120s rmp --all --force >/dev/null 2>&1 || log "could not remove every pod"
-}
-
 # monitors_of_run: pids of berth-monitor processes of this run (their command line or
-# working directory names the run directory). One grep and one find over /proc, not a
-# few processes per pid (the machine may have thousands); the pattern is read from a
-# file, so that grep's own command line does not match it.
+# working directory names the run directory).
 monitors_of_run() {
 	local pid
-	printf '%s/\n' "$tmp" >"$tmp/monitors_of_run.pattern"
-	for pid in $({
-		grep -lsF -f "$tmp/monitors_of_run.pattern" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3
-		find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$tmp/*" 2>/dev/null | cut -d/ -f3
-	} | sort -un); do
+	for pid in $(processes_under "$tmp"); do
 		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = berth-monitor ] && echo "$pid"
 	done
 	return 0
@@ -140,14 +83,8 @@ monitors_of_run() {
 # remove_leftovers: what berthd could not remove (only if it failed): the OCI
 # runtime's containers in this run's --root, then this run's monitors.
 remove_leftovers() {
-	local r id pid
-	for r in "$tmp"/state/runtime/*; do
-		[ -d "$r" ] || continue
-		for id in $(runc --root "$r" list -q 2>/dev/null); do
-			log "leftover container $id: runc delete --force"
-			runc --root "$r" delete --force "$id" >/dev/null 2>&1 || log "cannot delete container $id"
-		done
-	done
+	local pid
+	delete_runc_containers runc "$tmp"/state/runtime/*
 	for pid in $(monitors_of_run); do
 		log "leftover berth-monitor $pid: killing it"
 		kill -KILL "$pid" 2>/dev/null || true
@@ -155,37 +92,28 @@ remove_leftovers() {
 }
 
 cleanup() {
-	local rc=$? m d f
+	local rc=$?
 	set +e
-	remove_pods
-	stop "$berthd_pid" berthd
-	stop "$registry_pid" testregistry
+	# Every pod of this run removed through berthd (its stop leaves pods running, as
+	# it must), then berthd stopped.
+	remove_pods "$berthd_pid" "$crictl" "$sock" 120s
+	stop_pid "$berthd_pid" berthd
+	stop_pid "$registry_pid" testregistry
 	remove_leftovers
 	if [ -n "${MEMORY_KEEP_LOGS:-}" ]; then
 		mkdir -p "$MEMORY_KEEP_LOGS"
-		for f in berthd.log registry.log berth.toml; do
-			[ -f "$tmp/$f" ] && cp -f "$tmp/$f" "$MEMORY_KEEP_LOGS/$f"
-		done
+		save_artifacts "$tmp" "$MEMORY_KEEP_LOGS" berthd.log registry.log berth.toml
 	fi
-	if [ -n "$bridge" ] && ip link show "$bridge" >/dev/null 2>&1; then
-		ip link del "$bridge" || log "cannot delete bridge $bridge"
-	fi
+	delete_bridge "$bridge"
 	[ -n "$ip_forward" ] && echo "$ip_forward" >/proc/sys/net/ipv4/ip_forward
 	# The pods' cgroup parent, in every hierarchy, deepest first.
-	for d in /sys/fs/cgroup/*"$cgparent" /sys/fs/cgroup"$cgparent"; do
-		[ -d "$d" ] || continue
-		find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || log "cannot remove cgroup $d"
-	done
+	remove_cgroup_root "${cgparent#/}"
 	# Whatever berthd left mounted under the run directory, deepest first.
-	for m in $(awk -v d="$tmp/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
-		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "cannot unmount $m"
-	done
-	rm -rf --one-file-system "$tmp"
+	unmount_under "$tmp"
+	remove_tree "$tmp"
 	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_exit cleanup
 
 # --- binaries: berthd, and berth-monitor next to it (berthd finds it there), static
 # and stripped as hack/start-berthd.sh builds it for a node.
@@ -194,39 +122,20 @@ if [ -n "${BERTHD:-}" ]; then
 	cp "$BERTHD" "$tmp/bin/berthd"
 else
 	log "building berthd"
-	go build -o "$tmp/bin/berthd" ./cmd/berthd
+	build "$tmp/bin/berthd" ./cmd/berthd
 fi
 log "building berth-monitor, testregistry"
-CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$tmp/bin/berth-monitor" ./cmd/berth-monitor
+build_monitor "$tmp/bin"
 build "$cache/bin/testregistry" ./hack/cmd/testregistry
 
-# --- test registry.
-: >"$tmp/registry.out"
-"$cache/bin/testregistry" -addr 127.0.0.1:0 >"$tmp/registry.out" 2>"$tmp/registry.log" &
-registry_pid=$!
-registry=""
-for ((i = 0; i < 3000; i++)); do # building busybox the first time takes a minute or two
-	registry=$(awk '$1 == "ready" {print $2; exit}' "$tmp/registry.out")
-	[ -n "$registry" ] && break
-	running "$registry_pid" || { log "testregistry exited:"; tail -n 40 "$tmp/registry.log" >&2; exit 1; }
-	sleep 0.1
-done
-[ -n "$registry" ] || { log "testregistry not ready after 5 minutes"; exit 1; }
-log "test registry on $registry"
+# --- test registry (building busybox the first time takes a minute or two).
+start_registry "$cache/bin/testregistry" "$tmp"
 
 # --- pod network: a bridge bm<hex> with a /24 of 10.197.0.0/16 no host interface
 # uses, host-local records in the run directory, no masquerading, no portmap (so no
 # iptables rule at all).
 bridge="bm$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
-subnet=""
-for ((i = 0; i < 256; i++)); do
-	candidate="10.197.$(((RANDOM + i) % 256))"
-	if ! ip -4 -o addr show | grep -q " $candidate\."; then
-		subnet="$candidate.0/24"
-		break
-	fi
-done
-[ -n "$subnet" ] || { log "no free subnet in 10.197.0.0/16"; exit 1; }
+subnet="$(pick_subnet 10.197).0/24"
 ((n <= 250)) || { log "N must be ≤ 250 (one /24 of addresses)"; exit 2; }
 ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)
 mkdir -p "$tmp/net.d"
@@ -237,43 +146,24 @@ cat >"$tmp/net.d/10-memory.conflist" <<EOF
   {"type": "loopback"}]}
 EOF
 
-# --- berthd.
-cat >"$tmp/berth.toml" <<EOF
-# Written by hack/bench/memory.sh: images come from the loopback test registry only.
-[image.registry]
-mirrors_only = true
-
-[image.registry.mirrors]
-"docker.io" = ["http://$registry"]
-"registry.k8s.io" = ["http://$registry"]
-
-[image.registry.hosts."$registry"]
-plain_http = true
-
-[network]
-conf_dir = "$tmp/net.d"
+# --- berthd: images from the loopback test registry only (hack/lib's berth.toml).
+write_berth_toml "$tmp/berth.toml" "$registry" "$tmp/net.d"
+cat >>"$tmp/berth.toml" <<EOF
 
 # NRI on, as by default, on this run's own socket (never the node's).
 [nri]
 socket_path = "$tmp/nri.sock"
 plugin_path = "$tmp/nri-plugins"
 EOF
-"$tmp/bin/berthd" --config "$tmp/berth.toml" --config-dir "$tmp/berth.d" \
-	--root "$tmp/root" --state "$tmp/state" --listen "unix://$sock" --log-level info \
-	>"$tmp/berthd.log" 2>&1 &
+mapfile -t berthd_argv < <(berthd_args "$tmp")
+"$tmp/bin/berthd" "${berthd_argv[@]}" >"$tmp/berthd.log" 2>&1 &
 berthd_pid=$!
 berthd_failed() {
 	log "$1; last lines of berthd's log:"
 	tail -n 60 "$tmp/berthd.log" >&2
 	exit 1
 }
-for ((i = 0; ; i++)); do
-	cri --timeout 2s version >/dev/null 2>&1 && break
-	running "$berthd_pid" || berthd_failed "berthd exited"
-	((i < 300)) || berthd_failed "berthd not answering on $sock after 30s"
-	sleep 0.1
-done
-log "berthd (pid $berthd_pid) serving on $sock"
+wait_berthd "$berthd_pid" "$crictl" "$sock" "$tmp/berthd.log"
 
 # --- measuring.
 # mib KB

@@ -28,12 +28,13 @@ conf_dir = "$conf_dir"
 EOF2
 }
 
-# berthd_args RUN: the arguments of a lane's berthd, everything under the run
-# directory RUN (config RUN/berth.toml, socket RUN/berth.sock).
+# berthd_args RUN [LEVEL]: the arguments of a lane's berthd, everything under the
+# run directory RUN (config RUN/berth.toml, socket RUN/berth.sock), logging at
+# LEVEL (default info).
 berthd_args() {
-	local run="$1"
+	local run="$1" level="${2:-info}"
 	printf '%s\n' --config "$run/berth.toml" --config-dir "$run/berth.d" \
-		--root "$run/root" --state "$run/state" --listen "unix://$run/berth.sock" --log-level info
+		--root "$run/root" --state "$run/state" --listen "unix://$run/berth.sock" --log-level "$level"
 }
 
 # wait_berthd PID CRICTL SOCK LOG [SECONDS]: until berthd answers crictl version

@@ -1,6 +1,6 @@
 # Building what the lanes run: berthd and its helpers per checkout (into
-# $repo/_output/bin), crictl once per cri-tools version into the machine-wide
-# cache. Needs $repo. Sourced, not run.
+# $repo/_output/bin), crictl and critest once per cri-tools version into the
+# machine-wide cache. Needs $repo. Sourced, not run.
 # shellcheck shell=bash
 
 # build OUT PKG [DIR]: go build PKG (in DIR, default $repo) into OUT atomically:
@@ -28,14 +28,27 @@ cri_tools_version() {
 	echo "$v"
 }
 
-# ensure_crictl DIR: the path of crictl-<version> in DIR, built there if missing.
-ensure_crictl() {
-	local v out
+# ensure_crictl DIR, ensure_critest DIR: the path of crictl-<version> (critest-<version>)
+# in DIR, built there if missing.
+ensure_crictl() { ensure_cri_tool "$1" crictl; }
+ensure_critest() { ensure_cri_tool "$1" critest; }
+
+# ensure_cri_tool DIR TOOL: ensure_crictl and ensure_critest. critest is built as
+# cri-tools builds it, with go test -c: its specs are Go tests.
+ensure_cri_tool() {
+	local dir="$1" tool="$2" v out
 	v=$(cri_tools_version) || return 1
-	out="$1/crictl-$v"
+	out="$dir/$tool-$v"
 	if [ ! -x "$out" ]; then
-		log "building crictl $v"
-		build "$out" sigs.k8s.io/cri-tools/cmd/crictl "$repo/hack/tools" >&2 || return 1
+		log "building $tool $v"
+		mkdir -p "$dir"
+		case "$tool" in
+		crictl) build "$out" sigs.k8s.io/cri-tools/cmd/crictl "$repo/hack/tools" ;;
+		critest)
+			(cd "$repo/hack/tools" && go test -c -o "$out.tmp.$$" sigs.k8s.io/cri-tools/cmd/critest) &&
+				mv -f "$out.tmp.$$" "$out"
+			;;
+		esac >&2 || return 1
 	fi
 	echo "$out"
 }

@@ -3,11 +3,17 @@
 # log.
 # shellcheck shell=bash
 
-# unmount_under DIR: unmounts everything mounted below DIR, deepest first. Fails
-# (after trying all) if a mount stays.
+# mounts_under DIR: the mount points at and below DIR, deepest first (kubelet
+# bind-mounts its root dir onto itself to make it shared).
+mounts_under() {
+	awk -v d="$1" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r
+}
+
+# unmount_under DIR: unmounts everything mounted at and below DIR, deepest first.
+# Fails (after trying all) if a mount stays.
 unmount_under() {
 	local m rc=0
-	for m in $(awk -v d="$1/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
+	for m in $(mounts_under "$1"); do
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || { log "cannot unmount $m"; rc=1; }
 	done
 	return "$rc"
@@ -55,15 +61,24 @@ remove_cgroup_root() {
 
 # berth's default cgroup parent (/berth), which pods naming none go under and the
 # OCI runtime leaves behind: a lane removes it afterwards (when empty) unless it
-# was there before. berth_parents lists those there now, one a line.
-berth_parents() { ls -d /sys/fs/cgroup/*/berth /sys/fs/cgroup/berth 2>/dev/null || true; }
+# was there before. berth_parents [NAME...] lists those there now, one a line:
+# /berth, or each /NAME (another runtime's default parent, say containerd's
+# k8s.io), in every hierarchy.
+berth_parents() {
+	local n
+	for n in "${@:-berth}"; do
+		ls -d /sys/fs/cgroup/*/"$n" /sys/fs/cgroup/"$n" 2>/dev/null
+	done
+	return 0
+}
 
-# remove_berth_parents BEFORE: removes each /berth parent not listed in BEFORE
-# (what berth_parents said before the run).
+# remove_berth_parents BEFORE [NAME...]: removes each parent berth_parents [NAME...]
+# lists now but not in BEFORE (what it said before the run).
 remove_berth_parents() {
-	local d
-	for d in $(berth_parents); do
-		[[ $'\n'"$1"$'\n' == *$'\n'"$d"$'\n'* ]] && continue
+	local before="$1" d
+	shift
+	for d in $(berth_parents "$@"); do
+		[[ $'\n'"$before"$'\n' == *$'\n'"$d"$'\n'* ]] && continue
 		find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || log "cannot remove cgroup $d"
 	done
 	return 0
@@ -129,6 +144,17 @@ restore_sysctls() {
 		echo "$v" >"/proc/sys/$s" || log "cannot restore $s"
 	done <"$1"
 	return 0
+}
+
+# remove_tree DIR: rm -rf of DIR, unless a mount is left at or below it: a bind
+# mount of the same file system would lead rm (even --one-file-system) through it.
+remove_tree() {
+	[ -e "$1" ] || return 0
+	if [ -n "$(mounts_under "$1")" ]; then
+		log "$1 still has mounts; left for a look"
+		return 1
+	fi
+	rm -rf --one-file-system "$1"
 }
 
 # remove_kubelet_device_dir: removes /var/lib/kubelet/device-plugins (kubelet's

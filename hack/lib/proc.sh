@@ -1,5 +1,7 @@
-# Processes a lane started: whether one still runs, and stopping one. Only ever
-# given PIDs the caller started itself (never looked up by name). Sourced, not run.
+# Processes a lane started: whether one still runs, stopping one, and finding
+# what a run left behind under its own run directory. Only ever given PIDs the
+# caller started itself or found under its run directory (never looked up by
+# name). Sourced, not run; needs log.
 # shellcheck shell=bash
 
 # running PID: the process exists and is not a zombie waiting to be reaped.
@@ -49,4 +51,41 @@ free_port() {
 		echo "$p"
 		return
 	done
+}
+
+# processes_under DIR: pids whose command line or working directory is under DIR
+# (the shims, monitors and runc processes of a run; containerd's shims run in their
+# bundle directory under the run's state). One grep and one find over /proc, not a
+# few processes per pid: the machine may have thousands. grep reads the pattern
+# from a pipe, so that its own command line does not match.
+processes_under() {
+	{
+		# shellcheck disable=SC2062 # the glob names the files; the pattern is on stdin
+		printf '%s/\n' "$1" | grep -lsF -f - /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3
+		find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$1/*" 2>/dev/null | cut -d/ -f3
+	} | sort -un
+}
+
+# delete_runc_containers RUNC ROOT...: runc delete --force of every container in
+# each runc root directory ROOT that exists (what a runtime could not remove).
+delete_runc_containers() {
+	local runc="$1" r id
+	shift
+	for r in "$@"; do
+		[ -d "$r" ] || continue
+		for id in $("$runc" --root "$r" list -q 2>/dev/null); do
+			log "leftover container $id: runc delete --force"
+			"$runc" --root "$r" delete --force "$id" >/dev/null 2>&1 || log "cannot delete container $id"
+		done
+	done
+	return 0
+}
+
+# trap_exit FUNC: FUNC runs when the script exits, also when SIGINT or SIGTERM
+# ends it (exit status 130 or 143): a lane cleans up however it stops.
+trap_exit() {
+	# shellcheck disable=SC2064 # the function's name, expanded now on purpose
+	trap "$1" EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
 }

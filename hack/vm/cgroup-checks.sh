@@ -8,79 +8,27 @@
 #   hack/vm/cgroup-checks.sh ARTIFACT_DIR      (VM_LANE_DRIVER=systemd|cgroupfs)
 #
 # Runs its own berthd and loopback registry from _output/vm/bin (hack/vm/lane.sh) and
-# prints one "ok"/"FAIL" line per check and "checks: N passed, M failed".
+# prints one "ok"/"FAIL" line per check and "checks: N passed, M failed"; a setup step
+# that fails (registry, berthd) is one "FAIL" line and the end.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-repo=$(pwd)
-bin="${VM_LANE_BIN:-$repo/_output/vm/bin}"
+# check, equals, the private registry and berthd (hack/vm/checks-lib.sh, on hack/lib).
+source "$(dirname "$0")/checks-lib.sh"
+cd "$repo" || exit 1
 artifacts="${1:-/tmp/berth-checks}"
 driver="${VM_LANE_DRIVER:-systemd}"
 mkdir -p "$artifacts"
 tmp=$(mktemp -d /tmp/berth-checks.XXXXXX)
 sock="$tmp/berth.sock"
 crictl=("$bin/crictl" --runtime-endpoint "unix://$sock" --image-endpoint "unix://$sock" --timeout 60s)
-pass=0
-fail=0
-registry_pid=""
-berthd_pid=""
 
-check() { # check NAME COMMAND...: one line per check
-	local name="$1"
-	shift
-	if "$@" >>"$tmp/checks.log" 2>&1; then
-		echo "ok    $name"
-		pass=$((pass + 1))
-	else
-		echo "FAIL  $name"
-		fail=$((fail + 1))
-	fi
-}
-equals() { # equals FILE WANT
-	local got
-	got=$(cat "$1" 2>&1)
-	echo "$1: got '$got', want '$2'"
-	[ "$got" = "$2" ]
-}
 cleanup() {
 	set +e
-	[ -n "${pod:-}" ] && "${crictl[@]}" rmp -f "$pod" >/dev/null 2>&1
-	[ -n "$berthd_pid" ] && kill "$berthd_pid" && wait "$berthd_pid"
-	[ -n "$registry_pid" ] && kill "$registry_pid" && wait "$registry_pid"
-	cp "$tmp"/*.log "$tmp"/*.json "$artifacts/" 2>/dev/null
-	for m in $(awk -v d="$tmp/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
-		umount "$m" 2>/dev/null || umount -l "$m"
-	done
-	rm -rf --one-file-system "$tmp"
+	cleanup_checks "$artifacts"
 }
 trap cleanup EXIT
 
-"$bin/testregistry" -addr 127.0.0.1:0 >"$tmp/registry.out" 2>"$tmp/registry.log" &
-registry_pid=$!
-for ((i = 0; i < 600; i++)); do
-	registry=$(awk '$1 == "ready" {print $2; exit}' "$tmp/registry.out")
-	[ -n "$registry" ] && break
-	sleep 0.5
-done
-[ -n "$registry" ] || { echo "FAIL  testregistry not ready"; exit 1; }
-mkdir -p "$tmp/net.d"
-cat >"$tmp/berth.toml" <<TOML
-cgroup_driver = "$driver"
-[image.registry]
-mirrors_only = true
-[image.registry.mirrors]
-"registry.k8s.io" = ["http://$registry"]
-[image.registry.hosts."$registry"]
-plain_http = true
-[network]
-conf_dir = "$tmp/net.d"
-TOML
-"$bin/berthd" --config "$tmp/berth.toml" --config-dir "$tmp/berth.d" --root "$tmp/root" \
-	--state "$tmp/state" --listen "unix://$sock" >"$tmp/berthd.log" 2>&1 &
-berthd_pid=$!
-for ((i = 0; i < 600; i++)); do
-	"${crictl[@]}" version >/dev/null 2>&1 && break
-	sleep 0.5
-done
+# No CNI configuration: the pod uses the node's network.
+start_checks_berthd "$driver"
 
 uid="c0ffee$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
 if [ "$driver" = systemd ]; then

@@ -17,11 +17,13 @@
 #
 # Runs its own berthd and loopback registry from VM_LANE_BIN (hack/vm/lane.sh's
 # _output/vm/bin), kubelet from VM_LANE_KUBELET; prints one "ok"/"FAIL" line per check
-# and "kubelet checks: N passed, M failed".
+# and "kubelet checks: N passed, M failed"; a setup step that fails (registry, berthd)
+# is one "FAIL" line and the end.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-repo=$(pwd)
-bin="${VM_LANE_BIN:-$repo/_output/vm/bin}"
+# check, equals, eventually, the private registry and berthd (hack/vm/checks-lib.sh,
+# on hack/lib).
+source "$(dirname "$0")/checks-lib.sh"
+cd "$repo" || exit 1
 kubelet="${VM_LANE_KUBELET:-$repo/_output/vm/k8s/kubelet}"
 artifacts="${1:-/tmp/berth-kubelet-checks}"
 busybox="${BERTH_BUSYBOX:-$repo/hack/.cache/busybox/busybox}"
@@ -30,70 +32,19 @@ tmp=$(mktemp -d /tmp/berth-kubelet.XXXXXX)
 sock="$tmp/berth.sock"
 : >"$tmp/crictl.yaml"
 crictl=("$bin/crictl" --config "$tmp/crictl.yaml" --runtime-endpoint "unix://$sock" --image-endpoint "unix://$sock" --timeout 60s)
-pass=0 fail=0
-registry_pid="" berthd_pid="" kubelet_pid=""
+kubelet_pid=""
 node=berth-vm
 roport=10255 hzport=10248
 
 say() { printf 'kubelet-checks: %s\n' "$*"; }
-check() { # check NAME COMMAND...: one line per check; the command's words go to the log
-	local name="$1"
-	shift
-	echo "--- $name" >>"$tmp/checks.log"
-	if "$@" >>"$tmp/checks.log" 2>&1; then
-		echo "ok    $name"
-		pass=$((pass + 1))
-	else
-		echo "FAIL  $name"
-		fail=$((fail + 1))
-	fi
-}
-eventually() { # eventually SECONDS COMMAND...: COMMAND succeeds within SECONDS
-	local end=$(($(date +%s) + $1))
-	shift
-	until "$@"; do
-		[ "$(date +%s)" -lt "$end" ] || return 1
-		sleep 2
-	done
-}
-equals() { # equals FILE WANT
-	local got
-	got=$(cat "$1" 2>&1)
-	echo "$1: got '$got', want '$2'"
-	[ "$got" = "$2" ]
-}
-running() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
-stop() { # stop PID: SIGTERM, SIGKILL after 30 s
-	local i
-	running "$1" || return 0
-	kill -TERM "$1"
-	for ((i = 0; i < 150; i++)); do running "$1" || break; sleep 0.2; done
-	running "$1" && kill -KILL "$1"
-	wait "$1" 2>/dev/null
-}
 cleanup() {
 	set +e
-	stop "$kubelet_pid"
-	[ -n "$berthd_pid" ] && "${crictl[@]}" rmp -a -f >/dev/null 2>&1
-	stop "$berthd_pid"
-	stop "$registry_pid"
-	cp "$tmp"/*.log "$tmp"/*.yaml "$tmp"/*.json "$artifacts/" 2>/dev/null
-	for m in $(awk -v d="$tmp/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
-		umount "$m" 2>/dev/null || umount -l "$m"
-	done
-	rm -rf --one-file-system "$tmp"
+	stop_pid "$kubelet_pid" kubelet
+	cleanup_checks "$artifacts"
 }
 trap cleanup EXIT
 
-[ -x "$kubelet" ] || { echo "FAIL  no kubelet at $kubelet"; exit 1; }
-"$bin/testregistry" -addr 127.0.0.1:0 >"$tmp/registry.out" 2>"$tmp/registry.log" &
-registry_pid=$!
-for ((i = 0; i < 600; i++)); do
-	registry=$(awk '$1 == "ready" {print $2; exit}' "$tmp/registry.out")
-	[ -n "$registry" ] && break
-	sleep 0.5
-done
-[ -n "$registry" ] || { echo "FAIL  testregistry not ready"; exit 1; }
+[ -x "$kubelet" ] || die "no kubelet at $kubelet"
 # A CNI network, so that berthd reports NetworkReady; the pods use the node's network.
 mkdir -p "$tmp/net.d"
 cat >"$tmp/net.d/10-vm.conflist" <<EOF
@@ -102,24 +53,7 @@ cat >"$tmp/net.d/10-vm.conflist" <<EOF
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.196.0.0/24"}]], "dataDir": "$tmp/ipam"}},
   {"type": "loopback"}]}
 EOF
-cat >"$tmp/berth.toml" <<EOF
-cgroup_driver = "systemd"
-[image.registry]
-mirrors_only = true
-[image.registry.mirrors]
-"registry.k8s.io" = ["http://$registry"]
-[image.registry.hosts."$registry"]
-plain_http = true
-[network]
-conf_dir = "$tmp/net.d"
-EOF
-"$bin/berthd" --config "$tmp/berth.toml" --config-dir "$tmp/berth.d" --root "$tmp/root" \
-	--state "$tmp/state" --listen "unix://$sock" >"$tmp/berthd.log" 2>&1 &
-berthd_pid=$!
-for ((i = 0; i < 600; i++)); do
-	"${crictl[@]}" version >/dev/null 2>&1 && break
-	sleep 0.5
-done
+start_checks_berthd systemd
 
 # --- static pods. Probe timeouts are generous: under emulation an exec takes seconds.
 image=registry.k8s.io/e2e-test-images/busybox:1.29-2
@@ -265,7 +199,7 @@ gone() { ! "${crictl[@]}" pods --state ready -q | grep -q . && ! find /sys/fs/cg
 check "pods stopped once their manifests are removed" eventually 180 gone
 slices_gone() { ! find /sys/fs/cgroup/kubepods.slice -name 'kubepods-*-pod*.slice' | grep -q .; }
 check "kubelet removed the pod slices" eventually 120 slices_gone
-stop "$kubelet_pid"
+stop_pid "$kubelet_pid" kubelet
 kubelet_pid=""
 check "remove the pods" "${crictl[@]}" rmp -a -f
 # Units that are gone but still referenced stay listed "inactive dead" until systemd's

@@ -13,56 +13,39 @@
 # _output/vm/bin, which the guest sees through run.sh's read-only share of the checkout.
 # Results: _output/vm/lane/ (log, console.log, artifacts/). Needs root.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-repo=$(pwd)
-export PATH="/usr/local/go/bin:$PATH"
-
-log() { printf 'vm/lane.sh: %s\n' "$*" >&2; }
-[ "$(id -u)" = 0 ] || { log "needs root"; exit 1; }
+# The lanes' shared shell (log, die, builds).
+source "$(dirname "$0")/../lib/all.sh"
+cd "$repo"
+# shellcheck disable=SC2034 # read by hack/lib's log
+log_prefix=vm/lane.sh
+[ "$(id -u)" = 0 ] || die "needs root"
 
 stage="$repo/_output/vm"
 bin="$stage/bin"
 cache="$repo/hack/.cache"
 mkdir -p "$bin" "$stage/cache"
 
-# build OUT PKG [DIR]: go build into OUT atomically.
-build() {
-	local out="$1" pkg="$2" dir="${3:-$repo}"
-	(cd "$dir" && go build -o "$out.tmp.$$" "$pkg") && mv -f "$out.tmp.$$" "$out"
-}
-
 started=$(date +%s)
 log "building berthd, berth-monitor, testregistry, critestreport for the guest"
 build "$bin/berthd" ./cmd/berthd
-CGO_ENABLED=0 build "$bin/berth-monitor" ./cmd/berth-monitor
+build_monitor "$bin"
 build "$bin/testregistry" ./hack/cmd/testregistry
 build "$bin/critestreport" ./hack/cmd/critestreport
 
 # crictl and critest as pinned in hack/tools/go.mod, cached as hack/critest.sh does.
-cri_version=$(awk '{for (i = 1; i < NF; i++) if ($i == "sigs.k8s.io/cri-tools") {print $(i + 1); exit}}' hack/tools/go.mod)
-mkdir -p "$cache/bin"
-if [ ! -x "$cache/bin/crictl-$cri_version" ]; then
-	log "building crictl $cri_version"
-	build "$cache/bin/crictl-$cri_version" sigs.k8s.io/cri-tools/cmd/crictl "$repo/hack/tools"
-fi
-if [ ! -x "$cache/bin/critest-$cri_version" ]; then
-	log "building critest $cri_version"
-	(cd hack/tools && go test -c -o "$cache/bin/critest-$cri_version.tmp.$$" sigs.k8s.io/cri-tools/cmd/critest) &&
-		mv -f "$cache/bin/critest-$cri_version.tmp.$$" "$cache/bin/critest-$cri_version"
-fi
-cp -f "$cache/bin/crictl-$cri_version" "$bin/crictl"
-cp -f "$cache/bin/critest-$cri_version" "$bin/critest"
+crictl=$(ensure_crictl "$cache/bin")
+critest=$(ensure_critest "$cache/bin")
+cp -f "$crictl" "$bin/crictl"
+cp -f "$critest" "$bin/critest"
 
 # runc >= 1.2 (Debian 12's is 1.1): the one hack/install-deps.sh installs, else one
 # built here from the Go module proxy with seccomp, cached machine-wide.
 runc_version=v1.5.2
 runc=""
-for candidate in /usr/local/sbin/runc; do
-	v=$("$candidate" --version 2>/dev/null | awk '/^runc version/ {print $3; exit}') || continue
-	if [ -n "$v" ] && [ "$(printf '1.2.0\n%s\n' "$v" | sort -V | head -1)" = 1.2.0 ]; then
-		runc="$candidate"
-	fi
-done
+v=$(/usr/local/sbin/runc --version 2>/dev/null | awk '/^runc version/ {print $3; exit}') || v=""
+if [ -n "$v" ] && [ "$(printf '1.2.0\n%s\n' "$v" | sort -V | head -1)" = 1.2.0 ]; then
+	runc=/usr/local/sbin/runc
+fi
 if [ -z "$runc" ]; then
 	runc="$cache/vm/runc-$runc_version"
 	if [ ! -x "$runc" ]; then
@@ -85,7 +68,7 @@ if [ "${VM_LANE_DRIVER:-systemd}" = systemd ] && [ -z "${VM_LANE_SKIP_KUBELET:-}
 		hack/k8s/build.sh kubelet
 		kubelet="$(hack/k8s/build.sh --bin-dir)/kubelet"
 	fi
-	[ -x "$kubelet" ] || { log "no kubelet at $kubelet"; exit 1; }
+	[ -x "$kubelet" ] || die "no kubelet at $kubelet"
 	mkdir -p "$stage/k8s"
 	rm -f "$stage/k8s/kubelet"
 	ln "$kubelet" "$stage/k8s/kubelet" 2>/dev/null || cp "$kubelet" "$stage/k8s/kubelet"

@@ -1,56 +1,53 @@
 #!/usr/bin/env bash
 # Measures the image RPCs through a real berthd, as kubelet sees them: a testregistry
-# process on 127.0.0.1 is berthd's docker.io mirror, crictl pulls (cold, then warm),
-# inspects, lists and removes busybox N times, and the "cri call" durations berthd logs
-# are summarised per RPC (a PullImage is cold when its "pulled image" line says
-# layersFetched>0). Complements the in-process Go benchmark in this directory.
+# process on 127.0.0.1 is berthd's mirror of docker.io (and of every other registry:
+# hack/lib's berth.toml), crictl pulls (cold, then warm), inspects, lists and removes
+# busybox N times, and the "cri call" durations berthd logs are summarised per RPC (a
+# PullImage is cold when its "pulled image" line says layersFetched>0). Complements the
+# in-process Go benchmark in this directory.
 #
 #	hack/bench/pull/berthd.sh [BERTHD_BINARY] [N]
 #
-# Default binary: built from this checkout into a temporary directory. Needs crictl at
-# hack/.cache/bin/crictl-v1.37.0 (hack/critest.sh fetches it) and root, as berthd does.
+# Default binary: built from this checkout into a temporary directory. Needs root, as
+# berthd does; crictl as hack/critest.sh builds it (hack/.cache/bin, built if missing).
 set -euo pipefail
-cd "$(dirname "$0")/../../.."
+# The lanes' shared shell (builds, registry, berthd's config and arguments).
+source "$(dirname "$0")/../../lib/all.sh"
+cd "$repo"
 N=${2:-20}
 W=$(mktemp -d /var/tmp/berth-bench-berthd-XXXX)
-REG= BD=
+registry_pid="" registry="" berthd_pid=""
 cleanup() {
-	[ -n "$BD" ] && kill "$BD" 2>/dev/null && wait "$BD" 2>/dev/null || true
-	[ -n "$REG" ] && kill "$REG" 2>/dev/null && wait "$REG" 2>/dev/null || true
+	stop_pid "$berthd_pid" berthd
+	stop_pid "$registry_pid" testregistry
 	rm -rf "$W"
 }
 trap cleanup EXIT
 BERTHD=${1:-}
 if [ -z "$BERTHD" ]; then
-	go build -o "$W/berthd" ./cmd/berthd
+	build "$W/berthd" ./cmd/berthd
 	BERTHD=$W/berthd
 fi
-[ -x "$(dirname "$BERTHD")/berth-monitor" ] || CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$W/berth-monitor" ./cmd/berth-monitor
+[ -x "$(dirname "$BERTHD")/berth-monitor" ] || build_monitor "$W"
 export PATH="$W:$PATH" # berthd finds berth-monitor next to itself, else in $PATH
-CRICTL=hack/.cache/bin/crictl-v1.37.0
-go build -o "$W/testregistry" ./hack/cmd/testregistry
-"$W/testregistry" -addr 127.0.0.1:0 >"$W/reg.out" 2>"$W/reg.err" &
-REG=$!
-for _ in $(seq 600); do grep -q ready "$W/reg.out" && break; sleep 0.1; done
-ADDR=$(awk '/ready/{print $2}' "$W/reg.out")
-[ -n "$ADDR" ] || { cat "$W/reg.err"; exit 1; }
-mkdir -p "$W/conf.d" "$W/root" "$W/state"
-cat >"$W/berth.toml" <<T
-[image.registry]
-mirrors_only = true
-[image.registry.mirrors]
-"docker.io" = ["http://$ADDR"]
-[image.registry.hosts."$ADDR"]
-plain_http = true
+CRICTL=$(ensure_crictl "$repo/hack/.cache/bin")
+build "$W/testregistry" ./hack/cmd/testregistry
+start_registry "$W/testregistry" "$W"
+write_berth_toml "$W/berth.toml" "$registry" "$W/net.d"
+cat >>"$W/berth.toml" <<T
+
+# NRI on this run's own socket (never the node's).
 [nri]
 socket_path = "$W/nri.sock"
 plugin_path = "$W/nri-plugins"
 T
-"$BERTHD" --config "$W/berth.toml" --config-dir "$W/conf.d" --root "$W/root" --state "$W/state" \
-	--listen "unix://$W/b.sock" --log-level debug >"$W/berthd.log" 2>&1 &
-BD=$!
-for _ in $(seq 100); do [ -S "$W/b.sock" ] && break; sleep 0.1; done
-c() { "$CRICTL" -r "unix://$W/b.sock" -i "unix://$W/b.sock" "$@" >/dev/null 2>&1; }
+# Debug: berthd logs the "cri call" of a read-only RPC (ImageStatus, ListImages) only
+# at that level.
+mapfile -t berthd_argv < <(berthd_args "$W" debug)
+"$BERTHD" "${berthd_argv[@]}" >"$W/berthd.log" 2>&1 &
+berthd_pid=$!
+wait_berthd "$berthd_pid" "$CRICTL" "$W/berth.sock" "$W/berthd.log"
+c() { "$CRICTL" -r "unix://$W/berth.sock" -i "unix://$W/berth.sock" "$@" >/dev/null 2>&1; }
 c pull busybox && c rmi busybox # warm-up: first connections, page cache
 MARK=$(wc -l <"$W/berthd.log")
 for _ in $(seq "$N"); do
