@@ -66,10 +66,11 @@ remove_cgroup_root() {
 # k8s.io), in every hierarchy.
 berth_parents() {
 	local n
+	# ls fails when one of its paths is missing (under errexit, that would end a
+	# caller that does not run this in a subshell).
 	for n in "${@:-berth}"; do
-		ls -d /sys/fs/cgroup/*/"$n" /sys/fs/cgroup/"$n" 2>/dev/null
+		ls -d /sys/fs/cgroup/*/"$n" /sys/fs/cgroup/"$n" 2>/dev/null || true
 	done
-	return 0
 }
 
 # remove_berth_parents BEFORE [NAME...]: removes each parent berth_parents [NAME...]
