@@ -311,7 +311,11 @@ func (m *monitor) run() {
 		}
 	}
 	m.log.close()
-	exit := exitFrom(status, finished, msg, oom.killed())
+	killed := oom.killed()
+	if !killed && status.Signaled() && status.Signal() == unix.SIGKILL {
+		killed = oom.killedInParent()
+	}
+	exit := exitFrom(status, finished, msg, killed)
 	if err := writeExit(m.dir, exit); err != nil {
 		m.diag.Printf("record exit: %v", err)
 	}

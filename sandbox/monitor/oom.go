@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 
@@ -36,6 +37,14 @@ type oomWatch struct {
 	f     *os.File // inotify instance; nil when the file cannot be watched
 	seen  atomic.Uint64
 	ended chan struct{}
+
+	// The parent cgroup's memory.events (v2 only; its counts include the
+	// container's) and its OOM kill count before the container ran: when systemd
+	// removed the scope between the kill and the monitor's read, the parent, which
+	// outlives it, still tells.
+	parent     string
+	parentBase uint64
+	parentOK   bool
 }
 
 // watchOOM starts following path ("" watches nothing).
@@ -44,6 +53,12 @@ func watchOOM(path string) *oomWatch {
 	if path == "" {
 		close(w.ended)
 		return w
+	}
+	if filepath.Base(path) == "memory.events" {
+		w.parent = filepath.Join(filepath.Dir(filepath.Dir(path)), "memory.events")
+		if data, err := os.ReadFile(w.parent); err == nil {
+			w.parentBase, w.parentOK = oomKills(data)
+		}
 	}
 	w.refresh()
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
@@ -103,4 +118,25 @@ func (w *oomWatch) killed() bool {
 	}
 	<-w.ended
 	return w.seen.Load() > 0
+}
+
+// killedInParent reports whether the parent cgroup counted an OOM kill since the
+// watch began while the container's own memory.events is gone: for a container
+// SIGKILLed right after its start under the systemd driver, whose scope systemd
+// removed before the inotify event could be read. Another container of the same pod
+// killed by the OOM killer at the same time would count too; callers ask only for an
+// init that died of SIGKILL.
+func (w *oomWatch) killedInParent() bool {
+	if !w.parentOK {
+		return false
+	}
+	if _, err := os.Stat(w.path); err == nil {
+		return false // the container's own count is there and said no
+	}
+	data, err := os.ReadFile(w.parent)
+	if err != nil {
+		return false
+	}
+	n, ok := oomKills(data)
+	return ok && n > w.parentBase
 }

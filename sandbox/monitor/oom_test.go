@@ -73,3 +73,47 @@ func TestOOMWatchOutlivesTheFile(t *testing.T) {
 		t.Error("killed() = false after the file reported a kill and went away")
 	}
 }
+
+// TestOOMKilledInParent: when the container's scope is gone before its memory.events
+// could be read, the parent's count, taken before the container ran, decides.
+func TestOOMKilledInParent(t *testing.T) {
+	tests := []struct {
+		name        string
+		removeScope bool
+		parentAfter string
+		want        bool
+	}{
+		{name: "scope gone, parent counted a kill", removeScope: true, parentAfter: "oom 1\noom_kill 3\n", want: true},
+		{name: "scope gone, parent unchanged", removeScope: true, parentAfter: "oom 0\noom_kill 2\n", want: false},
+		{name: "scope still there: its own count decides", removeScope: false, parentAfter: "oom 1\noom_kill 3\n", want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			parent := t.TempDir()
+			scope := filepath.Join(parent, "berth-x.scope")
+			if err := os.Mkdir(scope, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			write := func(path, data string) {
+				if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write(filepath.Join(parent, "memory.events"), "oom 0\noom_kill 2\n")
+			write(filepath.Join(scope, "memory.events"), "oom 0\noom_kill 0\n")
+			w := watchOOM(filepath.Join(scope, "memory.events"))
+			if tt.removeScope {
+				if err := os.RemoveAll(scope); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write(filepath.Join(parent, "memory.events"), tt.parentAfter)
+			if w.killed() {
+				t.Fatal("killed() = true, want false: the scope's own count is 0")
+			}
+			if got := w.killedInParent(); got != tt.want {
+				t.Fatalf("killedInParent() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
