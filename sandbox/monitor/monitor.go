@@ -311,11 +311,8 @@ func (m *monitor) run() {
 		}
 	}
 	m.log.close()
-	killed := oom.killed()
-	if !killed && status.Signaled() && status.Signal() == unix.SIGKILL {
-		killed = oom.killedInParent()
-	}
-	exit := exitFrom(status, finished, msg, killed)
+	sigkilled := status.Signaled() && status.Signal() == unix.SIGKILL
+	exit := exitFrom(status, finished, msg, oom.killed(sigkilled))
 	if err := writeExit(m.dir, exit); err != nil {
 		m.diag.Printf("record exit: %v", err)
 	}

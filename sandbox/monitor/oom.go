@@ -107,8 +107,9 @@ func (w *oomWatch) refresh() {
 
 // killed stops the watch and reports whether the kernel's OOM killer killed a process
 // of the container's cgroup: the count in the file if it is still there, else the
-// last count seen.
-func (w *oomWatch) killed() bool {
+// last count seen; for an init that died of SIGKILL (sigkilled) whose file went
+// before a kill could be read, the parent's count (killedInParent).
+func (w *oomWatch) killed(sigkilled bool) bool {
 	if w.path == "" {
 		return false
 	}
@@ -117,15 +118,18 @@ func (w *oomWatch) killed() bool {
 		w.f.Close()
 	}
 	<-w.ended
-	return w.seen.Load() > 0
+	if w.seen.Load() > 0 {
+		return true
+	}
+	return sigkilled && w.killedInParent()
 }
 
 // killedInParent reports whether the parent cgroup counted an OOM kill since the
 // watch began while the container's own memory.events is gone: for a container
 // SIGKILLed right after its start under the systemd driver, whose scope systemd
 // removed before the inotify event could be read. Another container of the same pod
-// killed by the OOM killer at the same time would count too; callers ask only for an
-// init that died of SIGKILL.
+// killed by the OOM killer at the same time would count too, hence only for an init
+// that died of SIGKILL.
 func (w *oomWatch) killedInParent() bool {
 	if !w.parentOK {
 		return false

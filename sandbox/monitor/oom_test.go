@@ -45,7 +45,7 @@ func TestOOMKilled(t *testing.T) {
 		{filepath.Join(dir, "missing"), false},
 	}
 	for _, tt := range tests {
-		if got := watchOOM(tt.path).killed(); got != tt.want {
+		if got := watchOOM(tt.path).killed(false); got != tt.want {
 			t.Errorf("watchOOM(%q).killed() = %v, want %v", tt.path, got, tt.want)
 		}
 	}
@@ -69,7 +69,7 @@ func TestOOMWatchOutlivesTheFile(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	if !w.killed() {
+	if !w.killed(false) {
 		t.Error("killed() = false after the file reported a kill and went away")
 	}
 }
@@ -108,7 +108,7 @@ func TestOOMKilledInParent(t *testing.T) {
 				}
 			}
 			write(filepath.Join(parent, "memory.events"), tt.parentAfter)
-			if w.killed() {
+			if w.killed(false) {
 				t.Fatal("killed() = true, want false: the scope's own count is 0")
 			}
 			if got := w.killedInParent(); got != tt.want {
